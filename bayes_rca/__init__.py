@@ -1,0 +1,26 @@
+"""bayes_rca: Bayesian root-cause analysis of outliers.
+
+Fit a Bayesian structural causal model to normal data, then attribute an outlier at a target node to its
+ancestors with Shapley contributions that come with credible intervals::
+
+    model = BayesianSCM(graph).fit(normal_data)
+    result = attribute_outliers(model, target="Website", outliers=anomalous_rows)
+    result.summary()
+"""
+
+from bayes_rca.attribution import attribute_outliers
+from bayes_rca.errors import BayesRCAError, DataError, GraphError, MechanismError, VerificationError
+from bayes_rca.graph import ancestors_of, blameable_nodes, causal_graph_from_dependencies, validate_graph
+from bayes_rca.inference import InferenceOptions
+from bayes_rca.mechanisms import FAMILIES, Mechanism
+from bayes_rca.results import AttributionResult
+from bayes_rca.scm import BayesianSCM
+from bayes_rca.scores import MedianCDFQuantile, ZScore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FAMILIES", "AttributionResult", "BayesRCAError", "BayesianSCM", "DataError", "GraphError", "InferenceOptions",
+    "Mechanism", "MechanismError", "MedianCDFQuantile", "VerificationError", "ZScore", "ancestors_of",
+    "attribute_outliers", "blameable_nodes", "causal_graph_from_dependencies", "validate_graph",
+]

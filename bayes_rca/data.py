@@ -1,0 +1,97 @@
+"""Validation of training data and outlier rows against a causal graph.
+
+Rule for missing values in training data: each node's mechanism is fitted on the rows where the node and all
+its parents are observed (finite). Missing values in an outlier row are an error for now, naming row and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from bayes_rca.errors import DataError
+
+
+def _check_frame(frame: object, what: str) -> pd.DataFrame:
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame().T
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
+    duplicated = frame.columns[frame.columns.duplicated()].unique().tolist()
+    if duplicated:
+        raise DataError(f"{what} has duplicate column names: {', '.join(map(str, duplicated))}")
+    return frame
+
+
+def _check_columns(frame: pd.DataFrame, nodes: Sequence[Hashable], what: str) -> None:
+    missing = [node for node in nodes if node not in frame.columns]
+    if missing:
+        raise DataError(f"{what} has no column for graph node(s) {', '.join(map(repr, missing))}")
+    non_numeric = [node for node in nodes if not pd.api.types.is_numeric_dtype(frame[node])
+                   or pd.api.types.is_bool_dtype(frame[node])]
+    if non_numeric:
+        details = ", ".join(f"{node!r} (dtype {frame[node].dtype})" for node in non_numeric)
+        raise DataError(f"{what} has non-numeric column(s) {details}; every graph node must be numeric")
+
+
+def validate_training_data(graph: nx.DiGraph, data: pd.DataFrame) -> pd.DataFrame:
+    """Check normal-operation data against ``graph`` and return its node columns as float64.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        The causal graph; every node needs a numeric column.
+    data : pandas.DataFrame
+        Rows of normal operation. Columns not in the graph are ignored.
+
+    Raises
+    ------
+    DataError
+        Duplicate, missing, non-numeric or all-NaN columns, or fewer than two rows.
+    """
+    frame = _check_frame(data, "training data")
+    nodes = list(graph.nodes)
+    _check_columns(frame, nodes, "training data")
+    if len(frame) < 2:
+        raise DataError(f"training data needs at least 2 rows, got {len(frame)}")
+    values = frame[nodes].astype(np.float64)
+    infinite = [node for node in nodes if np.isinf(values[node].to_numpy()).any()]
+    if infinite:
+        raise DataError(f"training data has infinite values in column(s) {', '.join(map(repr, infinite))}")
+    all_nan = [node for node in nodes if values[node].isna().all()]
+    if all_nan:
+        raise DataError(f"training data column(s) {', '.join(map(repr, all_nan))} contain only missing values")
+    return values
+
+
+def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashable]) -> pd.DataFrame:
+    """Check outlier rows: every node in ``nodes`` must be present, numeric and finite.
+
+    Parameters
+    ----------
+    outliers : pandas.DataFrame or pandas.Series
+        One row per outlier (a Series is one row).
+    nodes : sequence
+        The nodes whose values the attribution needs (the target and its ancestors).
+
+    Raises
+    ------
+    DataError
+        Missing or non-numeric columns, no rows, or a NaN/inf value (row and column named).
+    """
+    frame = _check_frame(outliers, "outlier data")
+    if len(frame) == 0:
+        raise DataError("outlier data has no rows")
+    _check_columns(frame, nodes, "outlier data")
+    values = frame[list(nodes)].astype(np.float64)
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DataError(
+            f"outlier row {frame.index[row]!r} has a missing or infinite value in column {nodes[col]!r}; "
+            "missing values in outlier rows are not modelled yet"
+        )
+    return values

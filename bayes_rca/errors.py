@@ -1,0 +1,27 @@
+"""Exceptions raised by bayes_rca.
+
+Every error names the node, column, draw or file at fault, so that a user never has to read a stack trace
+from deep inside torch or pyro to learn what is wrong with their input.
+"""
+
+from __future__ import annotations
+
+
+class BayesRCAError(ValueError):
+    """Base class of all errors raised for bad input or failed checks."""
+
+
+class GraphError(BayesRCAError):
+    """The causal graph is malformed: cyclic, unknown node, unreadable file."""
+
+
+class DataError(BayesRCAError):
+    """A data frame does not fit the graph: missing, non-numeric, all-NaN or duplicate columns."""
+
+
+class MechanismError(BayesRCAError):
+    """A mechanism family cannot be used for a node (unknown name, too few rows for its parameters)."""
+
+
+class VerificationError(BayesRCAError):
+    """An attribution result violates a Shapley axiom (efficiency, null player) or is not finite."""

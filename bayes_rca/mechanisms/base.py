@@ -1,0 +1,84 @@
+"""The mechanism interface: a Bayesian additive-noise model ``X = f(PA; theta) + N`` written once in Pyro.
+
+A subclass writes three small methods, all in standardised units (each column centred and scaled on the
+training data):
+
+- :meth:`Mechanism.prior` samples ``theta`` with ``pyro.sample`` statements and returns it as a dict;
+- :meth:`Mechanism.location` evaluates ``f(pa; theta)`` for a batch of posterior draws;
+- :meth:`Mechanism.noise` returns the noise family of ``N`` for a batch of draws.
+
+The generic :meth:`Mechanism.model` puts them together into the Pyro model that every inference engine (exact
+conjugate updates, SVI, NUTS) conditions on the training data, so that the mechanism is written once and the
+counterfactual simulation uses the very same ``location`` and ``noise``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import pyro
+import torch
+
+from bayes_rca.noise import NoiseFamily
+
+Params = dict[str, torch.Tensor]
+
+
+class Mechanism(ABC):
+    """Base class of Bayesian additive-noise mechanisms.
+
+    Attributes
+    ----------
+    name : str
+        Registry name of the family (``"linear_gaussian"``, ...).
+    accepts_parents : bool
+        Whether the family models a node with parents (``False`` for root-only families).
+    accepts_roots : bool
+        Whether the family models a root node.
+    conjugate : bool
+        Whether exact posterior draws are available (:mod:`bayes_rca.inference.conjugate`).
+    linear_gaussian : bool
+        Whether ``f`` is linear and ``N`` Gaussian, which enables the analytic counterfactual tail.
+    """
+
+    name: ClassVar[str]
+    accepts_parents: ClassVar[bool] = True
+    accepts_roots: ClassVar[bool] = True
+    conjugate: ClassVar[bool] = False
+    linear_gaussian: ClassVar[bool] = False
+
+    def setup(self, num_parents: int, seed: int) -> None:
+        """Fix any data-independent structure (e.g. random features) before fitting; default: nothing."""
+
+    @abstractmethod
+    def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
+        """Sample the parameters ``theta`` from their prior with ``pyro.sample`` and return them."""
+
+    @abstractmethod
+    def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
+        """``f(pa; theta)`` for parents of shape ``(D, B, p)`` and parameters with leading draw dim ``D``; ``(D, B)``."""
+
+    @abstractmethod
+    def noise(self, params: Params) -> NoiseFamily:
+        """The noise family of ``N`` for parameters with leading draw dim ``D`` (tensors of shape ``(D, 1)``)."""
+
+    @abstractmethod
+    def num_parameters(self, num_parents: int) -> int:
+        """Number of scalar parameters for a node with ``num_parents`` parents."""
+
+    def model(self, parents: torch.Tensor, value: torch.Tensor | None = None) -> None:
+        """The Pyro model of the node given its (standardised) parents, observing ``value`` when given."""
+        params = self.prior(parents.shape[-1], parents.dtype)
+        batched = {name: site.unsqueeze(0) for name, site in params.items()}
+        loc = self.location(parents.unsqueeze(0), batched)
+        observed = None if value is None else value.unsqueeze(0)
+        pyro.sample("value", self.noise(batched).distribution(loc).to_event(1), obs=observed)
+
+    def log_likelihood(self, parents: torch.Tensor, value: torch.Tensor, params: Params) -> torch.Tensor:
+        """Pointwise log-likelihood ``(D, n)`` of ``value`` (shape ``(n,)``) under each posterior draw."""
+        loc = self.location(parents.expand(next(iter(params.values())).shape[0], *parents.shape), params)
+        return self.noise(params).log_prob(value - loc)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

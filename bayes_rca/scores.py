@@ -1,0 +1,189 @@
+"""The IT outlier score ``S(x) = -log P(tau(X) >= tau(x))`` with pluggable feature maps ``tau``.
+
+For both feature maps here the outlier event ``tau(X) >= tau(x)`` is the two-sided event
+``X <= lo or X >= hi`` for thresholds that depend on ``x`` and on the target's marginal distribution, so a
+feature map only has to supply the thresholds. Marginals are per posterior draw: an exact Gaussian (linear-Gaussian
+models) or a mixture of shifted noise distributions (a Rao-Blackwellised Monte Carlo marginal). All
+probabilities are handled as logarithms, so scores far out in the tail stay finite.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from bayes_rca.noise import NoiseFamily, per_draw
+
+_BISECTION_STEPS = 200
+
+
+class Marginal(Protocol):
+    """The target's marginal distribution, one per posterior draw (leading dimension ``D``)."""
+
+    @property
+    def mean(self) -> torch.Tensor: ...  # (D,)
+
+    @property
+    def std(self) -> torch.Tensor: ...  # (D,)
+
+    def log_cdf(self, value: torch.Tensor) -> torch.Tensor: ...  # (D, R) -> (D, R)
+
+    def log_sf(self, value: torch.Tensor) -> torch.Tensor: ...  # (D, R) -> (D, R)
+
+
+@dataclass(frozen=True)
+class GaussianMarginal:
+    """``Normal(mean, std^2)`` per draw."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def log_cdf(self, value: torch.Tensor) -> torch.Tensor:
+        return torch.special.log_ndtr((value - self.mean.unsqueeze(-1)) / self.std.unsqueeze(-1))
+
+    def log_sf(self, value: torch.Tensor) -> torch.Tensor:
+        return torch.special.log_ndtr((self.mean.unsqueeze(-1) - value) / self.std.unsqueeze(-1))
+
+
+@dataclass(frozen=True)
+class MixtureMarginal:
+    """``X = loc_s + scale * N`` with ``loc_s`` simulated (``(D, S)``) and ``N`` integrated exactly.
+
+    ``log_weight (D, S)`` are importance weights of the simulated locations (zeros for plain Monte Carlo);
+    tail probabilities are ``sum_s w_s P(N beyond (y - loc_s) / scale) / S``, never ``log 0``.
+    """
+
+    loc: torch.Tensor
+    noise: NoiseFamily
+    scale: float
+    log_weight: torch.Tensor
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return (torch.softmax(self.log_weight, -1) * self.loc).sum(-1)
+
+    @property
+    def std(self) -> torch.Tensor:
+        weights = torch.softmax(self.log_weight, -1)
+        variance = (weights * (self.loc - self.mean.unsqueeze(-1)) ** 2).sum(-1)
+        return torch.sqrt(variance + self.scale**2 * self.noise.variance.squeeze(-1))
+
+    def _log_mean(self, log_values: torch.Tensor) -> torch.Tensor:
+        weighted = log_values + self.log_weight.unsqueeze(1)
+        return torch.logsumexp(weighted, dim=-1) - math.log(log_values.shape[-1])
+
+    def _standardised(self, value: torch.Tensor) -> torch.Tensor:
+        return (value.unsqueeze(-1) - self.loc.unsqueeze(1)) / self.scale  # (D, R, S)
+
+    def log_cdf(self, value: torch.Tensor) -> torch.Tensor:
+        return self._log_mean(per_draw(self.noise.log_cdf, self._standardised(value)))
+
+    def log_sf(self, value: torch.Tensor) -> torch.Tensor:
+        return self._log_mean(per_draw(self.noise.log_sf, self._standardised(value)))
+
+    def batches(self, num_batches: int) -> list["MixtureMarginal"]:
+        """The marginal estimated from each of ``num_batches`` disjoint batches of the samples."""
+        draws = self.loc.shape[0]
+        locs = self.loc.reshape(draws, num_batches, -1).unbind(1)
+        weights = self.log_weight.reshape(draws, num_batches, -1).unbind(1)
+        return [MixtureMarginal(loc, self.noise, self.scale, weight) for loc, weight in zip(locs, weights)]
+
+
+def _bisect(log_tail, log_target: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Solve ``log_tail(y) = log_target`` for a monotone ``log_tail`` bracketed by ``[lower, upper]``."""
+    increasing = bool((log_tail(upper) >= log_tail(lower)).all())
+    for _ in range(_BISECTION_STEPS):
+        middle = 0.5 * (lower + upper)
+        below = log_tail(middle) < log_target
+        go_right = below if increasing else ~below
+        lower, upper = torch.where(go_right, middle, lower), torch.where(go_right, upper, middle)
+        if bool(((upper - lower) <= 1e-12 * (1.0 + middle.abs())).all()):
+            break
+    return 0.5 * (lower + upper)
+
+
+def _mirror(marginal: Marginal, value: torch.Tensor, log_q: torch.Tensor, upper_tail: bool) -> torch.Tensor:
+    """The point on the other side of the mean whose tail mass equals ``exp(log_q)``."""
+    mean, std = marginal.mean.unsqueeze(-1), marginal.std.unsqueeze(-1)
+    if isinstance(marginal, GaussianMarginal):
+        return 2 * mean - value  # exact by symmetry
+    reach = 4.0 * ((value - mean).abs() + 10.0 * std)
+    if upper_tail:
+        return _bisect(marginal.log_sf, log_q, mean - std, mean + reach)
+    return _bisect(marginal.log_cdf, log_q, mean - reach, mean + std)
+
+
+class FeatureMap(Protocol):
+    """A feature map ``tau``: it gives the thresholds of the event ``tau(X) >= tau(x)``."""
+
+    name: str
+
+    def thresholds(self, marginal: Marginal, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lo, hi)`` of shape ``(D, R)`` such that the event is ``X <= lo or X >= hi``."""
+
+
+@dataclass(frozen=True)
+class ZScore:
+    """``tau(x) = |x - E[X]| / sd(X)``: the event is ``|X - E[X]| >= |x - E[X]|``."""
+
+    name: str = "zscore"
+
+    def thresholds(self, marginal: Marginal, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = marginal.mean.unsqueeze(-1)
+        distance = (value - mean).abs()
+        return mean - distance, mean + distance
+
+
+@dataclass(frozen=True)
+class MedianCDFQuantile:
+    """``tau(x) = 1 - 2 min(P(X <= x), P(X >= x))`` (DoWhy's ``MedianCDFQuantileScorer``).
+
+    The event is ``X`` in either tail beyond the quantiles of mass ``q = min(F(x), 1 - F(x))``, so its
+    probability under the marginal is exactly ``2 q``.
+    """
+
+    name: str = "median_cdf_quantile"
+
+    def thresholds(self, marginal: Marginal, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_cdf, log_sf = marginal.log_cdf(value), marginal.log_sf(value)
+        in_lower_tail = log_cdf <= log_sf
+        lo_from_hi = _mirror(marginal, value, log_sf, upper_tail=False)
+        hi_from_lo = _mirror(marginal, value, log_cdf, upper_tail=True)
+        return torch.where(in_lower_tail, value, lo_from_hi), torch.where(in_lower_tail, hi_from_lo, value)
+
+
+FEATURE_MAPS: dict[str, FeatureMap] = {"zscore": ZScore(), "median_cdf_quantile": MedianCDFQuantile()}
+
+
+def get_feature_map(spec: str | FeatureMap) -> FeatureMap:
+    """A feature map by name (``"zscore"``, ``"median_cdf_quantile"``) or the given instance."""
+    if isinstance(spec, str):
+        try:
+            return FEATURE_MAPS[spec]
+        except KeyError:
+            raise ValueError(f"unknown feature map {spec!r}; known: {', '.join(FEATURE_MAPS)}") from None
+    return spec
+
+
+def log_two_tails(log_lower: torch.Tensor, log_upper: torch.Tensor) -> torch.Tensor:
+    """``log(P_lower + P_upper)`` from the logs of two disjoint tail probabilities."""
+    return torch.logaddexp(log_lower, log_upper)
+
+
+def it_score(marginal: Marginal, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """The IT outlier score ``-log P(X <= lo or X >= hi)`` under ``marginal``, shape ``(D, R)``."""
+    return -log_two_tails(marginal.log_cdf(lo), marginal.log_sf(hi)).clamp_max(0.0)
+
+
+def gaussian_log_tail(mean: torch.Tensor, std: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """``log P(Y <= lo or Y >= hi)`` for ``Y ~ Normal(mean, std^2)`` (broadcasting); ``0`` where ``std == 0``.
+
+    With zero variance ``Y`` equals the observed value, which lies on a threshold by construction, so the event
+    holds with probability one.
+    """
+    safe = torch.where(std > 0, std, torch.ones_like(std))
+    log_p = log_two_tails(torch.special.log_ndtr((lo - mean) / safe), torch.special.log_ndtr((mean - hi) / safe))
+    return torch.where(std > 0, log_p.clamp_max(0.0), torch.zeros_like(log_p))

@@ -1,0 +1,104 @@
+"""Shapley values of a batched set function, exactly or by antithetic permutation sampling.
+
+A game is a callable ``masks (C, K) -> (values (..., C), batches (B, ..., C) or None)``: ``masks[c, j]`` says
+whether player ``j`` is in coalition ``c``; the optional batches are independent Monte Carlo replicates used
+for the standard error. Shapley values are linear in the game's values, so both are handled by one matrix
+product (exact) or one gather (permutations), with the draws, rows and batches as batch dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+Game = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+@dataclass(frozen=True)
+class ShapleyEstimate:
+    """Shapley values ``(..., K)`` and their Monte Carlo standard errors (zeros where exact)."""
+
+    values: torch.Tensor
+    standard_error: torch.Tensor
+
+
+def coalition_masks(num_players: int, start: int, stop: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Masks ``(stop - start, K)`` of the coalitions numbered ``start..stop-1`` (bit ``j`` = player ``j``)."""
+    codes = torch.arange(start, stop, device=device)
+    return ((codes.unsqueeze(-1) >> torch.arange(num_players, device=device)) & 1).bool()
+
+
+def exact_weights(masks: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Signed Shapley weights ``(C, K)``: ``phi = sum_S g(S) W[S]``.
+
+    ``W[S, j] = |S-1|! (K-|S|)! / K!`` if ``j`` is in ``S`` and ``-|S|! (K-|S|-1)! / K!`` otherwise.
+    """
+    num_players = masks.shape[-1]
+    size = masks.sum(-1, keepdim=True).to(dtype)
+    log_k = math.lgamma(num_players + 1)
+
+    def weight(s: torch.Tensor) -> torch.Tensor:  # s! (K - s - 1)! / K!, zero outside 0 <= s <= K - 1
+        valid = (s >= 0) & (s <= num_players - 1)
+        s = s.clamp(0, num_players - 1)
+        return torch.where(valid, torch.exp(torch.lgamma(s + 1) + torch.lgamma(num_players - s) - log_k), 0.0)
+
+    return torch.where(masks, weight(size - 1), -weight(size))
+
+
+def exact_shapley(game: Game, num_players: int, chunk_size: int, device: torch.device | str = "cpu") -> ShapleyEstimate:
+    """Exact Shapley values by enumerating all ``2^K`` coalitions in chunks."""
+    total = 1 << num_players
+    values = batches = None
+    for start in range(0, total, chunk_size):
+        masks = coalition_masks(num_players, start, min(total, start + chunk_size), device)
+        game_values, game_batches = game(masks)
+        weights = exact_weights(masks, game_values.dtype)
+        part = game_values @ weights
+        values = part if values is None else values + part
+        if game_batches is not None:
+            part_b = game_batches @ weights
+            batches = part_b if batches is None else batches + part_b
+    return ShapleyEstimate(values, _batch_error(values, batches))
+
+
+def _batch_error(values: torch.Tensor, batches: torch.Tensor | None) -> torch.Tensor:
+    if batches is None:
+        return torch.zeros_like(values)
+    return batches.std(dim=0) / math.sqrt(batches.shape[0])
+
+
+def permutation_shapley(game: Game, num_players: int, num_permutations: int, generator: torch.Generator,
+                        chunk_size: int, device: torch.device | str = "cpu") -> ShapleyEstimate:
+    """Shapley values from ``num_permutations`` permutations in antithetic pairs (each with its reverse).
+
+    Each permutation's marginal contributions telescope, so efficiency holds exactly for the estimate. The
+    standard error combines the spread over antithetic pairs with the game's own Monte Carlo error.
+    """
+    pairs = max(1, num_permutations // 2)
+    forward = torch.stack([torch.randperm(num_players, generator=generator, device=generator.device)
+                           for _ in range(pairs)]).to(device)
+    orders = torch.cat([forward, forward.flip(-1)])  # (P, K)
+    rank = torch.argsort(orders, dim=-1)  # position of each player in each permutation
+    prefix = rank.unsqueeze(1) < torch.arange(num_players + 1, device=device).view(1, -1, 1)  # (P, K+1, K)
+    unique, inverse = torch.unique(prefix.reshape(-1, num_players), dim=0, return_inverse=True)
+    parts, batch_parts = [], []
+    for start in range(0, unique.shape[0], chunk_size):
+        game_values, game_batches = game(unique[start:start + chunk_size])
+        parts.append(game_values)
+        batch_parts.append(game_batches)
+    values = torch.cat(parts, -1)[..., inverse].unflatten(-1, prefix.shape[:2])  # (..., P, K+1)
+    marginal = values.diff(dim=-1)  # contribution of orders[p, i] at step i
+    per_permutation = torch.gather(marginal, -1, rank.expand(*marginal.shape[:-1], -1))  # (..., P, K)
+    per_pair = 0.5 * (per_permutation[..., :pairs, :] + per_permutation[..., pairs:, :])
+    estimate = per_pair.mean(-2)
+    sampling_var = per_pair.var(-2) / pairs if pairs > 1 else torch.zeros_like(estimate)
+    if batch_parts[0] is None:
+        return ShapleyEstimate(estimate, torch.sqrt(sampling_var))
+    batch_values = torch.cat(batch_parts, -1)[..., inverse].unflatten(-1, prefix.shape[:2])
+    batch_marginal = batch_values.diff(dim=-1)
+    batch_estimates = torch.gather(batch_marginal, -1, rank.expand(*batch_marginal.shape[:-1], -1)).mean(-2)
+    game_var = _batch_error(estimate, batch_estimates) ** 2
+    return ShapleyEstimate(estimate, torch.sqrt(sampling_var + game_var))
