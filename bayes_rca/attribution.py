@@ -87,7 +87,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     tau = get_feature_map(feature_map)
     generator = torch.Generator(device).manual_seed(seed)
     fitted = [model.nodes_[name].to(device) for name in players]
-    values = torch.as_tensor(frame.to_numpy(), dtype=torch.float64, device=device)
+    values = torch.tensor(frame.to_numpy(), dtype=torch.float64, device=device)
     abducted = Players.abduct(fitted, values)
     analytic = all(node.mechanism.linear_gaussian for node in fitted)
     if estimator == "analytic" and not analytic:

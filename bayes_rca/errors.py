@@ -25,3 +25,7 @@ class MechanismError(BayesRCAError):
 
 class VerificationError(BayesRCAError):
     """An attribution result violates a Shapley axiom (efficiency, null player) or is not finite."""
+
+
+class ConfigError(BayesRCAError):
+    """An experiment configuration is malformed: unknown key, wrong type, unreadable file."""

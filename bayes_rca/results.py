@@ -136,6 +136,8 @@ class AttributionResult:
                               figsize=(7, 0.45 * len(order) + 1.5))
         axes[0].set_title(f"Contributions to the outlier {outlier!r} at {self.target!r} ({100 * hdi_prob:g}% HDI)")
         axes[0].set_yticklabels([str(n) for n in reversed(order)])
+        axes[0].axvline(0.0, color="0.6", linewidth=0.8, zorder=0)
+        axes[0].set_xlabel("contribution to the IT outlier score (nats)")
         figure = axes[0].get_figure()
         figure.tight_layout()
         if path is not None:

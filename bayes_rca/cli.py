@@ -1,0 +1,178 @@
+"""The ``bayes-rca`` command line: ``demo`` and ``attribute``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+
+from bayes_rca.errors import BayesRCAError, DataError
+from bayes_rca.mechanisms import FAMILIES
+from bayes_rca.scm import INFERENCE_CHOICES
+from bayes_rca.scores import FEATURE_MAPS
+
+
+def _read_csv(path: str, index_col: str | None) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, index_col=index_col)
+    except FileNotFoundError:
+        raise DataError(f"data file {path} does not exist") from None
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read CSV file {path}: {error}") from None
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        node, sep, family = pair.partition("=")
+        if not sep or not node or family not in FAMILIES:
+            raise BayesRCAError(f"--mechanism expects NODE=FAMILY with FAMILY one of {', '.join(FAMILIES)}, "
+                                f"got {pair!r}")
+        overrides[node] = family
+    return overrides
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inference", choices=INFERENCE_CHOICES, default="auto",
+                        help="posterior inference: exact conjugate where possible (auto), svi or nuts")
+    parser.add_argument("--draws", type=int, default=200, help="posterior draws per node")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument("--device", default="cpu", help="torch device for the attribution (cpu, cuda)")
+    parser.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
+
+
+def _demo(args: argparse.Namespace, console: Console) -> None:
+    from bayes_rca.demo import run_demo
+
+    run_demo(seed=args.seed, num_rows=args.rows, shift=args.shift, num_draws=args.draws, inference=args.inference,
+             device=args.device, output=args.output, track=not args.no_track, console=console)
+
+
+def _attribute(args: argparse.Namespace, console: Console) -> None:
+    from bayes_rca.attribution import attribute_outliers
+    from bayes_rca.graph_io import read_graph
+    from bayes_rca.report import print_attribution, write_attribution
+    from bayes_rca.scm import BayesianSCM
+    from bayes_rca.tracking import log_attribution
+
+    graph = read_graph(args.graph, args.graph_format, dependencies=args.dependencies)
+    data = _read_csv(args.data, args.index_col)
+    outliers = _read_csv(args.outliers, args.index_col)
+    start = time.perf_counter()
+    model = BayesianSCM(graph, mechanisms=_overrides(args.mechanism), inference=args.inference,
+                        num_draws=args.draws, num_chains=args.chains, seed=args.seed, n_jobs=args.jobs).fit(data)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    result = attribute_outliers(model, args.target, outliers, feature_map=args.feature_map,
+                                estimator=args.estimator, num_samples=args.samples, device=args.device,
+                                seed=args.seed)
+    attribute_seconds = time.perf_counter() - start
+    print_attribution(console, result, model)
+    folder = write_attribution(result, model, args.output)
+    console.print(f"fit {fit_seconds:.1f} s, attribution {attribute_seconds:.2f} s; results in {folder}/")
+    if not args.no_track:
+        run_id = log_attribution(result, model, folder, experiment=args.experiment,
+                                 metrics={"fit_seconds": fit_seconds, "attribute_seconds": attribute_seconds},
+                                 params={"graph": args.graph, "data": args.data, "outliers": args.outliers})
+        console.print(f"logged MLflow run {run_id}")
+
+
+def _experiment_run(args: argparse.Namespace, console: Console) -> None:
+    from bayes_rca.harness.compare import to_markdown
+    from bayes_rca.harness.runner import run_experiment
+
+    parent, table = run_experiment(args.config, args.overrides, output=args.output, report=console.print)
+    console.print(f"sweep parent run {parent}")
+    if len(table):
+        console.print(to_markdown(table), markup=False)
+
+
+def _experiment_compare(args: argparse.Namespace, console: Console) -> None:
+    from bayes_rca.harness.compare import compare, to_markdown, write_comparison
+
+    table = compare(args.run_id, args.tracking_uri)
+    if table.empty:
+        raise BayesRCAError(f"run {args.run_id} has no finished cell runs to compare")
+    console.print(to_markdown(table), markup=False)
+    csv_path, md_path = write_comparison(table, args.output, f"comparison_{args.run_id[:8]}")
+    console.print(f"written {csv_path} and {md_path}")
+
+
+def _experiment_rerun(args: argparse.Namespace, console: Console) -> None:
+    from bayes_rca.harness.rerun import rerun
+
+    for line in rerun(args.run_id, args.tracking_uri):
+        console.print(line, markup=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``bayes-rca``."""
+    parser = argparse.ArgumentParser(prog="bayes-rca", description="Bayesian root-cause analysis of outliers.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="synthetic microservice system with a known root cause, end to end")
+    demo.add_argument("--rows", type=int, default=1000, help="rows of normal operation")
+    demo.add_argument("--shift", type=float, default=5.0, help="injected fault, in noise standard deviations")
+    demo.add_argument("--output", default="outputs/demo", help="folder for tables, plot and posterior")
+    _add_model_options(demo)
+    demo.set_defaults(run=_demo)
+
+    attribute = commands.add_parser("attribute", help="attribute outliers in your own data")
+    attribute.add_argument("--graph", required=True, help="graph file: CSV adjacency or edge list, GraphML, DOT")
+    attribute.add_argument("--graph-format", default="auto", choices=["auto", "adjacency", "edgelist", "graphml", "dot"])
+    attribute.add_argument("--dependencies", action="store_true",
+                           help="the graph is a service call graph (caller -> callee): reverse it")
+    attribute.add_argument("--data", required=True, help="CSV of normal operation, one column per node")
+    attribute.add_argument("--outliers", required=True, help="CSV of the outlier row(s), same columns")
+    attribute.add_argument("--index-col", default=None, help="column of both CSVs to use as row labels")
+    attribute.add_argument("--target", required=True, help="node where the outliers are observed")
+    attribute.add_argument("--mechanism", action="append", default=[], metavar="NODE=FAMILY",
+                           help=f"fix a node's mechanism family ({', '.join(FAMILIES)})")
+    attribute.add_argument("--chains", type=int, default=1, help="chains (NUTS)")
+    attribute.add_argument("--jobs", type=int, default=1, help="processes fitting nodes in parallel")
+    attribute.add_argument("--feature-map", choices=list(FEATURE_MAPS), default="median_cdf_quantile")
+    attribute.add_argument("--estimator", choices=["auto", "analytic", "monte_carlo"], default="auto")
+    attribute.add_argument("--samples", type=int, default=2000, help="Monte Carlo samples per coalition")
+    attribute.add_argument("--output", default="outputs/attribution", help="folder for the results")
+    attribute.add_argument("--experiment", default="bayes_rca-attribute", help="MLflow experiment name")
+    _add_model_options(attribute)
+    attribute.set_defaults(run=_attribute)
+
+    experiment = commands.add_parser("experiment", help="run, compare and rerun experiment sweeps (MLflow)")
+    actions = experiment.add_subparsers(dest="action", required=True)
+    run = actions.add_parser("run", help="run every cell of a config's sweep grid (resumes a killed sweep)")
+    run.add_argument("config", help="YAML config, e.g. configs/smoke.yaml")
+    run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. benchmark.num_rows=500 'sweep.seed=[0,1]'")
+    run.add_argument("--output", default="outputs", help="folder for the comparison table")
+    run.set_defaults(run=_experiment_run)
+    for name, handler, what in (("compare", _experiment_compare, "the sweep's parent run id"),
+                                ("rerun", _experiment_rerun, "a cell's (or a sweep's) run id")):
+        sub = actions.add_parser(name, help=f"{name} from MLflow")
+        sub.add_argument("run_id", help=what)
+        sub.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI or "
+                                                               "sqlite:///mlflow.db here)")
+        sub.add_argument("--output", default="outputs", help="folder for written tables")
+        sub.set_defaults(run=handler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``bayes-rca``; bad input prints one clear line and exits with status 2."""
+    args = build_parser().parse_args(argv)
+    console = Console()
+    warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
+    try:
+        args.run(args, console)
+    except BayesRCAError as error:
+        print(f"bayes-rca: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The experiments harness: configs -> sweeps -> MLflow runs, methods compared side by side."""

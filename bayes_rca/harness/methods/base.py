@@ -1,0 +1,63 @@
+"""The interface every root-cause method of the harness implements (one small class per file).
+
+A method is fitted once to a causal graph and normal data (scikit-learn's fit discipline), then asked about
+one outlier row at a time. It answers with an :class:`Attribution`: a score per graph node (higher = more
+to blame) and, for methods with uncertainty, draws of the contributions and P(node is the top root cause).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Attribution:
+    """One method's answer about one outlier.
+
+    Attributes
+    ----------
+    scores : pandas.Series
+        A score for every graph node (index); higher means more to blame. Nodes that cannot be blamed get a
+        score below every blameable node (e.g. 0 for contributions, -inf for rankings).
+    draws : numpy.ndarray, optional
+        ``(S, N)`` draws of the contributions (posterior draws or bootstrap refits), columns in ``scores``'
+        order; used for interval coverage and width.
+    top_probability : pandas.Series, optional
+        ``P(node is the top root cause)`` per node.
+    posterior : arviz.InferenceData, optional
+        The full posterior of a Bayesian method, logged as a netCDF artifact.
+    """
+
+    scores: pd.Series
+    draws: np.ndarray | None = None
+    top_probability: pd.Series | None = None
+    posterior: Any = None
+
+    def interval(self, probability: float = 0.9) -> tuple[pd.Series, pd.Series] | None:
+        """Central ``probability`` interval of each node's contribution from the draws, if any."""
+        if self.draws is None:
+            return None
+        tail = 100 * (1 - probability) / 2
+        low, high = np.percentile(self.draws, [tail, 100 - tail], axis=0)
+        return pd.Series(low, index=self.scores.index), pd.Series(high, index=self.scores.index)
+
+
+class RCAMethod(ABC):
+    """A root-cause analysis method: ``fit(graph, normal_data)`` then ``attribute(target, outlier_row)``."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def fit(self, graph: nx.DiGraph, data: pd.DataFrame) -> "RCAMethod":
+        """Learn whatever the method needs from normal-operation data; return ``self``."""
+
+    @abstractmethod
+    def attribute(self, target: Hashable, outlier: pd.DataFrame) -> Attribution:
+        """Blame the nodes for the outlier at ``target`` in the one-row frame ``outlier``."""

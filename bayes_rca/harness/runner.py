@@ -1,0 +1,54 @@
+"""``run_experiment``: every cell of a config's grid, skipping finished ones, logged to MLflow as it finishes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bayes_rca.harness.compare import compare, write_comparison
+from bayes_rca.harness.config import config_hash, expand_cells, load_config
+from bayes_rca.harness.executors import execute
+from bayes_rca.harness.tracking import SweepTracker
+
+
+def run_experiment(path: str | Path, overrides: list[str] | None = None, output: str | Path = "outputs",
+                   report: Callable[[str], None] = print) -> tuple[str, pd.DataFrame]:
+    """Run (or resume) the sweep of the config at ``path``; return the parent run id and the comparison table.
+
+    Finished cells (same resolved config hash, status FINISHED under the same sweep) are skipped; a cell left
+    RUNNING by a killed sweep is marked FAILED and redone.
+    """
+    config, raw = load_config(path, overrides)
+    cells = expand_cells(raw, str(path))
+    sweep_config = {k: v for k, v in raw.items() if k not in ("execution", "tracking")}
+    tracker = SweepTracker(config.tracking.experiment or config.name, sweep_config, config.tracking.uri)
+    done = tracker.finished_hashes()
+    todo = [cell for cell in cells if config_hash(cell) not in done]
+    report(f"sweep {config.name!r}: {len(cells)} cells, {len(cells) - len(todo)} already finished, "
+           f"{len(todo)} to run ({config.execution.executor}); parent run {tracker.parent_id}")
+    running: dict[str, str] = {}
+
+    def started(cell: dict[str, Any]) -> None:
+        running[config_hash(cell)] = tracker.start_cell(cell)
+
+    failures = 0
+    for number, result in enumerate(execute(todo, config.execution.executor, config.execution.workers,
+                                            config.execution.ray_address, started), start=1):
+        cell_key = config_hash(result.cell)
+        run_id = running.pop(cell_key, None) or tracker.start_cell(result.cell)
+        tracker.finish_cell(run_id, result)
+        failures += result.error is not None
+        status = "FAILED: " + result.error.strip().splitlines()[-1] if result.error else (
+            f"ndcg@1 {result.metrics.get('ndcg_at_1', float('nan')):.3f}, "
+            f"top-1 recall {result.metrics.get('top1_recall', float('nan')):.3f}")
+        report(f"[{number}/{len(todo)}] {result.cell['method']} seed={result.cell['seed']} "
+               f"{result.cell['benchmark']['family']}: {status}")
+    table = compare(tracker.parent_id, config.tracking.uri)
+    tracker.finish_sweep(table, complete=failures == 0)
+    if len(table):
+        write_comparison(table, Path(output) / config.name)
+    return tracker.parent_id, table
+

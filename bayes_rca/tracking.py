@@ -1,0 +1,54 @@
+"""Logging attribution runs to MLflow: a local SQLite store in the project folder unless told otherwise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bayes_rca.results import AttributionResult
+from bayes_rca.scm import BayesianSCM
+
+
+def default_tracking_uri(project_dir: str | Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project>/mlflow.db`` (no server needed)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(project_dir or Path.cwd()).resolve() / 'mlflow.db'}"
+
+
+def _experiment_id(mlflow: Any, name: str, project_dir: Path) -> str:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return mlflow.create_experiment(name, artifact_location=(project_dir / "mlartifacts").resolve().as_uri())
+
+
+def log_attribution(result: AttributionResult, model: BayesianSCM, artifacts_dir: str | Path, experiment: str,
+                    params: dict[str, Any] | None = None, metrics: dict[str, float] | None = None,
+                    tracking_uri: str | None = None, project_dir: str | Path | None = None) -> str:
+    """Log one attribution as an MLflow run and return its run id.
+
+    Logs the settings and ``params``, per-node mechanism families, ``metrics`` plus summary metrics (IT score,
+    top contribution), and every file in ``artifacts_dir`` (summary tables, plots, posterior netcdf).
+    """
+    import mlflow
+
+    project = Path(project_dir or Path.cwd())
+    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri(project))
+    summary = result.summary()
+    first = summary.loc[result.outliers[0]]
+    with mlflow.start_run(experiment_id=_experiment_id(mlflow, experiment, project)) as run:
+        mlflow.log_params({**result.settings, "target": str(result.target), "inference": model.inference,
+                           "num_draws": model.num_draws, "num_chains": model.num_chains, **(params or {})})
+        report: pd.DataFrame = model.fit_report_
+        mlflow.log_params({f"mechanism.{node}": family for node, family in report["family"].items()})
+        mlflow.log_metrics({"it_score_mean": float(result.scores.mean()),
+                            "top_contribution_mean": float(first["mean"].iloc[0]),
+                            "top_cause_probability": float(first["p_top_cause"].iloc[0]),
+                            "max_mcse": float(result.standard_errors.max()), **(metrics or {})})
+        mlflow.set_tag("top_cause", str(first.index[0]))
+        mlflow.log_artifacts(str(artifacts_dir))
+        return run.info.run_id
