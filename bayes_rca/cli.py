@@ -55,6 +55,8 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
 
 def _attribute(args: argparse.Namespace, console: Console) -> None:
     from bayes_rca.attribution import attribute_outliers
+    from bayes_rca.data import validate_outliers, validate_training_data
+    from bayes_rca.graph import blameable_nodes
     from bayes_rca.graph_io import read_graph
     from bayes_rca.report import print_attribution, write_attribution
     from bayes_rca.scm import BayesianSCM
@@ -63,6 +65,8 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
     graph = read_graph(args.graph, args.graph_format, dependencies=args.dependencies)
     data = _read_csv(args.data, args.index_col)
     outliers = _read_csv(args.outliers, args.index_col)
+    validate_training_data(graph, data)  # fail before any fitting
+    validate_outliers(outliers, blameable_nodes(graph, args.target))
     start = time.perf_counter()
     model = BayesianSCM(graph, mechanisms=_overrides(args.mechanism), inference=args.inference,
                         num_draws=args.draws, num_chains=args.chains, seed=args.seed, n_jobs=args.jobs).fit(data)

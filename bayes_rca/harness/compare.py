@@ -29,7 +29,9 @@ def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard error over seeds of each metric, per method and per swept setting."""
     if runs.empty:
         return pd.DataFrame()
-    params = [c for c in runs.columns if c.startswith("param.") and c != "param.seed"]
+    # a method's options belong to the method; seeds are what the mean and standard error run over
+    params = [c for c in runs.columns if c.startswith("param.") and c != "param.seed"
+              and not c.startswith("param.method_options")]
     varying = [c for c in params if runs[c].nunique(dropna=False) > 1 and c != "param.method"]
     keys = ["param.method", *varying]
     metrics = [f"metric.{m}" for m in METRICS if f"metric.{m}" in runs.columns]

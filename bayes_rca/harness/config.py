@@ -160,7 +160,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[E
     """Load and validate a config with ``key=value`` overrides; return it and its resolved raw mapping."""
     data = load_raw(path)
     for key, value in parse_overrides(overrides or []).items():
-        _set_dotted(data, key, value, f"{path} (override {key}={value!r})")
+        if key.startswith("sweep."):  # a sweep key is itself dotted: sweep.benchmark.num_rows=[100, 200]
+            data.setdefault("sweep", {})[key.removeprefix("sweep.")] = value
+        else:
+            _set_dotted(data, key, value, f"{path} (override {key}={value!r})")
     return validate(data, str(path)), data
 
 

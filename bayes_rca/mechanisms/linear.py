@@ -32,7 +32,7 @@ class LinearGaussian(Mechanism):
     conjugate: ClassVar[bool] = True
     linear_gaussian: ClassVar[bool] = True
 
-    def __init__(self, a0: float = 2.0, b0: float = 1.0, bias_var: float = 10.0, ridge: float = 1.0) -> None:
+    def __init__(self, a0: float = 1.0, b0: float = 1e-6, bias_var: float = 10.0, ridge: float = 1e-3) -> None:
         self.a0, self.b0, self.bias_var, self.ridge = a0, b0, bias_var, ridge
 
     def prior(self, num_parents: int, dtype: torch.dtype) -> Params:

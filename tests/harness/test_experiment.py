@@ -95,7 +95,7 @@ def test_sweep_logs_runs_compares_reruns_and_resumes(tmp_path, monkeypatch):
 
 
 def test_killed_sweep_resumes_without_losing_results(tmp_path):
-    path = write_config(tmp_path, methods={"bayes_rca_svi": {"num_draws": 20}, "naive": {}}, seeds=(0, 1, 2))
+    path = write_config(tmp_path, methods={"bayes_rca": {"num_draws": 40}, "naive": {}}, seeds=tuple(range(6)))
     db = f"sqlite:///{tmp_path / 'mlflow.db'}"
     script = f"from bayes_rca.harness.runner import run_experiment; run_experiment({str(path)!r}, output={str(tmp_path)!r})"
     process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -127,7 +127,7 @@ def test_killed_sweep_resumes_without_losing_results(tmp_path):
     statuses = {r.info.run_id: r.info.status for r in cells}
     assert all(statuses[run_id] == "FAILED" for run_id in killed)
     finished_now = {r.data.tags["cell_hash"]: r.info.run_id for r in cells if r.info.status == "FINISHED"}
-    assert len(finished_now) == 6
+    assert len(finished_now) == 12
     assert all(finished_now[h] == run_id for h, run_id in kept.items()), "finished cells were recomputed"
 
 
