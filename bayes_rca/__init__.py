@@ -9,8 +9,19 @@ ancestors with Shapley contributions that come with credible intervals::
 """
 
 from bayes_rca.attribution import attribute_outliers
-from bayes_rca.errors import BayesRCAError, DataError, GraphError, MechanismError, VerificationError
-from bayes_rca.graph import ancestors_of, blameable_nodes, causal_graph_from_dependencies, validate_graph
+from bayes_rca.errors import (
+    BayesRCAError,
+    DataError,
+    GraphError,
+    MechanismError,
+    VerificationError,
+)
+from bayes_rca.graph import (
+    ancestors_of,
+    blameable_nodes,
+    causal_graph_from_dependencies,
+    validate_graph,
+)
 from bayes_rca.inference import InferenceOptions
 from bayes_rca.mechanisms import FAMILIES, Mechanism
 from bayes_rca.results import AttributionResult

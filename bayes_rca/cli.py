@@ -6,7 +6,6 @@ import argparse
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import pandas as pd
 from rich.console import Console

@@ -24,9 +24,15 @@ from dataclasses import dataclass
 
 import torch
 
-from bayes_rca.noise import per_draw, sample_noise
 from bayes_rca.node import FittedNode
-from bayes_rca.scores import FeatureMap, GaussianMarginal, MixtureMarginal, gaussian_log_tail, it_score
+from bayes_rca.noise import per_draw, sample_noise
+from bayes_rca.scores import (
+    FeatureMap,
+    GaussianMarginal,
+    MixtureMarginal,
+    gaussian_log_tail,
+    it_score,
+)
 
 _MAX_ELEMENTS = 1 << 24  # per chunked tensor: draws x rows x coalitions (x samples)
 
@@ -50,7 +56,7 @@ class Players:
     noise: torch.Tensor
 
     @staticmethod
-    def abduct(nodes: list[FittedNode], values: torch.Tensor) -> "Players":
+    def abduct(nodes: list[FittedNode], values: torch.Tensor) -> Players:
         index = {node.name: k for k, node in enumerate(nodes)}
         noise = [node.abduct(values[:, k], values[:, [index[p] for p in node.parents]])
                  for k, node in enumerate(nodes)]

@@ -30,7 +30,7 @@ class Standardizer:
     scale: float
 
     @staticmethod
-    def fit(parents: torch.Tensor, value: torch.Tensor) -> "Standardizer":
+    def fit(parents: torch.Tensor, value: torch.Tensor) -> Standardizer:
         def safe(std: torch.Tensor) -> torch.Tensor:
             return torch.where(std > 0, std, torch.ones_like(std))
 
@@ -43,7 +43,7 @@ class Standardizer:
     def value(self, value: torch.Tensor) -> torch.Tensor:
         return (value - self.loc) / self.scale
 
-    def to(self, device: torch.device | str) -> "Standardizer":
+    def to(self, device: torch.device | str) -> Standardizer:
         return replace(self, parent_loc=self.parent_loc.to(device), parent_scale=self.parent_scale.to(device))
 
 
@@ -107,7 +107,7 @@ class FittedNode:
         bias = std.loc + std.scale * self.params["bias"] - weight @ std.parent_loc.to(weight_std)
         return bias, weight, torch.sqrt(self.params["noise_var"])
 
-    def to(self, device: torch.device | str) -> "FittedNode":
+    def to(self, device: torch.device | str) -> FittedNode:
         """A copy with posterior draws and standardisation on ``device``."""
         posterior = replace(self.posterior, params={k: v.to(device) for k, v in self.params.items()})
         return replace(self, standardizer=self.standardizer.to(device), posterior=posterior)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 import pyro.distributions as dist
+import torch
 
 from bayes_rca.special import student_t_log_cdf
 
@@ -42,7 +42,7 @@ class GaussianNoise:
     def distribution(self, loc: torch.Tensor) -> dist.Distribution:
         return dist.Normal(loc, self.scale)
 
-    def to(self, device: torch.device | str) -> "GaussianNoise":
+    def to(self, device: torch.device | str) -> GaussianNoise:
         return GaussianNoise(self.scale.to(device))
 
 
@@ -73,7 +73,7 @@ class StudentTNoise:
     def distribution(self, loc: torch.Tensor) -> dist.Distribution:
         return dist.StudentT(self.df, loc, self.scale)
 
-    def to(self, device: torch.device | str) -> "StudentTNoise":
+    def to(self, device: torch.device | str) -> StudentTNoise:
         return StudentTNoise(self.df.to(device), self.scale.to(device))
 
 

@@ -21,7 +21,12 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
-from bayes_rca.assignment import baseline_family, choose_family, pointwise_elpd, propose_candidates
+from bayes_rca.assignment import (
+    baseline_family,
+    choose_family,
+    pointwise_elpd,
+    propose_candidates,
+)
 from bayes_rca.data import validate_training_data
 from bayes_rca.errors import MechanismError
 from bayes_rca.graph import check_node, parents_of, topological_order, validate_graph
@@ -199,7 +204,7 @@ class BayesianSCM:
                                    self.options, seed))
         return tasks
 
-    def fit(self, data: pd.DataFrame) -> "BayesianSCM":
+    def fit(self, data: pd.DataFrame) -> BayesianSCM:
         """Fit every node's mechanism to normal-operation ``data`` (one column per node).
 
         Rows with a missing value in a node or its parents are left out of that node's fit only.

@@ -84,7 +84,7 @@ class MixtureMarginal:
     def log_sf(self, value: torch.Tensor) -> torch.Tensor:
         return self._log_mean(per_draw(self.noise.log_sf, self._standardised(value)))
 
-    def batches(self, num_batches: int) -> list["MixtureMarginal"]:
+    def batches(self, num_batches: int) -> list[MixtureMarginal]:
         """The marginal estimated from each of ``num_batches`` disjoint batches of the samples."""
         draws = self.loc.shape[0]
         locs = self.loc.reshape(draws, num_batches, -1).unbind(1)

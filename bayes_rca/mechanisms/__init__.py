@@ -5,7 +5,12 @@ from __future__ import annotations
 from bayes_rca.errors import MechanismError
 from bayes_rca.mechanisms.base import Mechanism, Params
 from bayes_rca.mechanisms.fourier import FourierGaussian
-from bayes_rca.mechanisms.linear import GaussianRoot, LinearGaussian, LinearStudentT, StudentTRoot
+from bayes_rca.mechanisms.linear import (
+    GaussianRoot,
+    LinearGaussian,
+    LinearStudentT,
+    StudentTRoot,
+)
 
 FAMILIES: dict[str, type[Mechanism]] = {
     cls.name: cls for cls in (GaussianRoot, StudentTRoot, LinearGaussian, LinearStudentT, FourierGaussian)

@@ -55,7 +55,7 @@ class RCAMethod(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def fit(self, graph: nx.DiGraph, data: pd.DataFrame) -> "RCAMethod":
+    def fit(self, graph: nx.DiGraph, data: pd.DataFrame) -> RCAMethod:
         """Learn whatever the method needs from normal-operation data; return ``self``."""
 
     @abstractmethod

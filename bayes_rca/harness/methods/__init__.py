@@ -1,0 +1,74 @@
+"""Root-cause methods compared by the harness, one file each, and the registry that names them.
+
+``make_method("circa", threshold=2.0)`` builds a method from its registered name and options (the ``methods``
+section of an experiment config). DoWhy is imported only when a DoWhy method is fitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from bayes_rca.errors import BayesRCAError
+from bayes_rca.harness.methods.base import Attribution, RCAMethod
+from bayes_rca.harness.methods.bayes_rca_method import BayesRCA
+from bayes_rca.harness.methods.circa import CIRCA
+from bayes_rca.harness.methods.dowhy_bootstrap import DoWhyBootstrap
+from bayes_rca.harness.methods.dowhy_point import DoWhyPoint
+from bayes_rca.harness.methods.naive import Naive
+from bayes_rca.harness.methods.random_ranking import RandomRanking
+from bayes_rca.harness.methods.score_ordering import ScoreOrdering
+from bayes_rca.harness.methods.smooth_traversal import SmoothTraversal
+from bayes_rca.harness.methods.traversal import Traversal
+
+METHODS: dict[str, Callable[..., RCAMethod]] = {
+    "bayes_rca": BayesRCA,
+    "bayes_rca_svi": partial(BayesRCA, inference="svi"),
+    "bayes_rca_nuts": partial(BayesRCA, inference="nuts"),
+    "dowhy": DoWhyPoint,
+    "dowhy_bootstrap": DoWhyBootstrap,
+    "naive": Naive,
+    "traversal": Traversal,
+    "smooth_traversal": SmoothTraversal,
+    "score_ordering": ScoreOrdering,
+    "circa": CIRCA,
+    "random": RandomRanking,
+}
+
+
+def make_method(name: str, **kwargs: Any) -> RCAMethod:
+    """The method registered as ``name``, built with ``kwargs`` (on top of the variant's preset options).
+
+    Raises
+    ------
+    BayesRCAError
+        If ``name`` is not registered (the known names are listed) or an option is not accepted.
+    """
+    try:
+        factory = METHODS[name]
+    except (KeyError, TypeError):
+        raise BayesRCAError(f"unknown method {name!r}; known methods: {', '.join(sorted(METHODS))}") from None
+    try:
+        return factory(**kwargs)
+    except TypeError as error:
+        if "argument" not in str(error):
+            raise
+        raise BayesRCAError(f"bad options {kwargs!r} for method {name!r}: {error}") from None
+
+
+__all__ = [
+    "CIRCA",
+    "METHODS",
+    "Attribution",
+    "BayesRCA",
+    "DoWhyBootstrap",
+    "DoWhyPoint",
+    "Naive",
+    "RCAMethod",
+    "RandomRanking",
+    "ScoreOrdering",
+    "SmoothTraversal",
+    "Traversal",
+    "make_method",
+]

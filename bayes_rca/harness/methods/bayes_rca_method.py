@@ -1,0 +1,98 @@
+"""This package's method: posterior Shapley contributions from a Bayesian SCM."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Hashable
+from typing import Any, ClassVar
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from bayes_rca.attribution import attribute_outliers
+from bayes_rca.errors import BayesRCAError
+from bayes_rca.graph import blameable_nodes
+from bayes_rca.harness.methods._common import check_fitted, outlier_row
+from bayes_rca.harness.methods.base import Attribution, RCAMethod
+from bayes_rca.inference import InferenceOptions
+from bayes_rca.scm import INFERENCE_CHOICES, BayesianSCM
+
+_ATTRIBUTE_OPTIONS = frozenset(inspect.signature(attribute_outliers).parameters) - {
+    "model", "target", "outliers", "feature_map", "device", "seed"}
+
+
+class BayesRCA(RCAMethod):
+    """Bayesian root-cause analysis: a :class:`~bayes_rca.scm.BayesianSCM` and :func:`~bayes_rca.attribute_outliers`.
+
+    The Shapley contributions of Budhathoki et al. (2022) to the IT outlier score of the target, computed for
+    every posterior draw of the mechanisms. ``scores`` are the posterior means (0 for nodes that are not the
+    target or its ancestors), ``draws`` the per-draw contributions, ``top_probability`` the share of draws in
+    which a node has the largest contribution (0 for non-players), ``posterior`` the arviz InferenceData.
+
+    Parameters
+    ----------
+    inference : {"auto", "conjugate", "svi", "nuts"}
+        Posterior inference of the mechanisms (see :class:`~bayes_rca.scm.BayesianSCM`).
+    num_draws : int
+        Posterior draws (all chains together).
+    seed : int
+        Seed of the fit and of the attribution's Monte Carlo draws.
+    feature_map : {"median_cdf_quantile", "zscore"}
+        The feature map of the IT outlier score.
+    device : str
+        Torch device of the attribution (``"cpu"``, ``"cuda"``).
+    num_chains : int
+        Chains (NUTS).
+    inference_options : dict, optional
+        Fields of :class:`~bayes_rca.inference.InferenceOptions` (``svi_steps``, ``warmup_steps``, ...).
+    keep_posterior : bool
+        Return the attribution's InferenceData as ``Attribution.posterior`` (logged as an artifact).
+    **attribute_options
+        Passed to :func:`~bayes_rca.attribute_outliers`: ``estimator``, ``num_samples``, ``max_exact_players``,
+        ``num_permutations``, ``verify``.
+
+    References
+    ----------
+    Budhathoki, Minorics, Blöbaum, Janzing. "Causal structure-based root cause analysis of outliers." ICML 2022.
+    """
+
+    name: ClassVar[str] = "bayes_rca"
+
+    def __init__(self, inference: str = "auto", num_draws: int = 200, seed: int = 0,
+                 feature_map: str = "median_cdf_quantile", device: str = "cpu", num_chains: int = 1,
+                 inference_options: dict[str, Any] | None = None, keep_posterior: bool = True,
+                 **attribute_options: Any) -> None:
+        if inference not in INFERENCE_CHOICES:
+            raise BayesRCAError(f"unknown inference {inference!r}; choose one of {', '.join(INFERENCE_CHOICES)}")
+        unknown = sorted(set(attribute_options) - _ATTRIBUTE_OPTIONS)
+        if unknown:
+            raise BayesRCAError(f"unknown option(s) {', '.join(map(repr, unknown))} for {self.name}; "
+                                f"attribute options are {', '.join(sorted(_ATTRIBUTE_OPTIONS))}")
+        try:
+            self.options = InferenceOptions(**(inference_options or {}))
+        except TypeError as error:
+            raise BayesRCAError(f"bad inference_options {inference_options!r}: {error}") from None
+        self.inference, self.num_draws, self.num_chains, self.seed = inference, num_draws, num_chains, seed
+        self.feature_map, self.device, self.keep_posterior = feature_map, device, keep_posterior
+        self.attribute_options = attribute_options
+        self.model_: BayesianSCM | None = None
+
+    def fit(self, graph: nx.DiGraph, data: pd.DataFrame) -> BayesRCA:
+        self.model_ = BayesianSCM(graph, inference=self.inference, num_draws=self.num_draws,
+                                  num_chains=self.num_chains, seed=self.seed, progress=False,
+                                  options=self.options).fit(data)
+        return self
+
+    def attribute(self, target: Hashable, outlier: pd.DataFrame) -> Attribution:
+        check_fitted(self, "model_")
+        graph = self.model_.graph
+        row = outlier_row(graph, target, outlier, blameable_nodes(graph, target)).to_frame().T
+        result = attribute_outliers(self.model_, target, row, feature_map=self.feature_map, device=self.device,
+                                    seed=self.seed, **self.attribute_options)
+        draws = result.contributions[:, 0, :]
+        scores = pd.Series(draws.mean(0), index=result.nodes, dtype=float)
+        top = result.top_cause_probability().iloc[0]
+        top_probability = top.reindex(result.nodes).fillna(0.0).astype(float)
+        posterior = result.to_inference_data() if self.keep_posterior else None
+        return Attribution(scores, np.asarray(draws, dtype=float), top_probability, posterior)
