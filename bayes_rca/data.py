@@ -17,7 +17,8 @@ from bayes_rca.errors import DataError
 
 def _check_frame(frame: object, what: str) -> pd.DataFrame:
     if isinstance(frame, pd.Series):
-        frame = frame.to_frame().T
+        # A row taken from a mixed-type frame has dtype object; restore each column's own type.
+        frame = frame.to_frame().T.infer_objects()
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
     duplicated = frame.columns[frame.columns.duplicated()].unique().tolist()
@@ -80,11 +81,16 @@ def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashab
     Raises
     ------
     DataError
-        Missing or non-numeric columns, no rows, or a NaN/inf value (row and column named).
+        Missing or non-numeric columns, no rows, duplicate row labels, or a NaN/inf value (row and column
+        named).
     """
     frame = _check_frame(outliers, "outlier data")
     if len(frame) == 0:
         raise DataError("outlier data has no rows")
+    repeated = frame.index[frame.index.duplicated()].unique().tolist()
+    if repeated:
+        raise DataError(f"outlier data has duplicate row labels {', '.join(map(repr, repeated))}; results are "
+                        "indexed by row label, so give each outlier its own (e.g. pd.concat(..., ignore_index=True))")
     _check_columns(frame, nodes, "outlier data")
     values = frame[list(nodes)].astype(np.float64)
     bad = ~np.isfinite(values.to_numpy())

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import torch
 
+from bayes_rca.errors import ConfigError
 from bayes_rca.noise import NoiseFamily, per_draw
 
 _BISECTION_STEPS = 200
@@ -164,7 +165,7 @@ def get_feature_map(spec: str | FeatureMap) -> FeatureMap:
         try:
             return FEATURE_MAPS[spec]
         except KeyError:
-            raise ValueError(f"unknown feature map {spec!r}; known: {', '.join(FEATURE_MAPS)}") from None
+            raise ConfigError(f"unknown feature map {spec!r}; known: {', '.join(FEATURE_MAPS)}") from None
     return spec
 
 

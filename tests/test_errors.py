@@ -223,8 +223,6 @@ def test_unknown_feature_map_is_named(oracle, row):
         attribute_outliers(oracle, TARGET, row, feature_map="iqr")
 
 
-@pytest.mark.xfail(strict=True, reason="bayes_rca/scores.py get_feature_map raises a plain ValueError, not an error "
-                                       "from bayes_rca.errors")
 def test_unknown_feature_map_raises_a_bayes_rca_error(oracle, row):
     with pytest.raises(BayesRCAError, match="unknown feature map 'iqr'"):
         attribute_outliers(oracle, TARGET, row, feature_map="iqr")
@@ -265,9 +263,6 @@ def test_extra_text_columns_in_outlier_frames_are_ignored(oracle, row):
     np.testing.assert_array_equal(result.contributions, attribute_outliers(oracle, TARGET, row).contributions)
 
 
-@pytest.mark.xfail(strict=True, reason="bayes_rca/data.py _check_frame: a row taken as a Series from a frame with a "
-                                       "text column has dtype object, and to_frame().T keeps it, so every node is "
-                                       "reported as a non-numeric column")
 def test_series_row_from_a_frame_with_a_text_column(oracle, row):
     table = row.assign(host="web-1")
     result = attribute_outliers(oracle, TARGET, table.iloc[0])

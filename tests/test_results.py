@@ -149,10 +149,6 @@ def test_model_posterior_as_inference_data(fitted):
     np.testing.assert_array_equal(idata.posterior["B:bias"].values[0], fitted.node("B").params["bias"].numpy())
 
 
-@pytest.mark.xfail(strict=True, reason="bayes_rca/results.py: outliers with duplicate index labels (e.g. rows "
-                                       "concatenated without ignore_index) are attributed, but top_cause_probability "
-                                       "(unstack) raises ValueError and plot (.loc[outlier]) raises; "
-                                       "attribute_outliers should reject them or the result should work by position")
 def test_duplicate_outlier_labels_are_rejected_or_handled(oracle, system):
     rows = pd.concat([system.outlier({"B": 4.0}), system.outlier({"C": 4.0})])  # both labelled 0
     try:

@@ -59,8 +59,10 @@ def true_contributions(benchmark: Benchmark, case: OutlierCase) -> pd.Series | N
 
 def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase) -> dict[str, float]:
     """All metrics of one answer."""
-    scores = attribution.scores.reindex(list(benchmark.system.graph.nodes))
-    answer = Attribution(scores, attribution.draws, attribution.top_probability)
+    nodes = list(benchmark.system.graph.nodes)
+    scores = attribution.scores.reindex(nodes)
+    draws = None if attribution.draws is None else attribution.draws.reindex(columns=nodes, fill_value=0.0)
+    answer = Attribution(scores, draws, attribution.top_probability)
     row = {f"ndcg_at_{k}": metrics.ndcg_at_k(answer, case.relevance, k) for k in NDCG_KS}
     row["top1_recall"] = metrics.recall_at_k(answer, case.root_cause, 1)
     row["top3_recall"] = metrics.recall_at_k(answer, case.root_cause, 3)

@@ -10,6 +10,7 @@ import pytest
 from bayes_rca.graph import ancestors_of
 from bayes_rca.harness import metrics
 from bayes_rca.harness.benchmarks import FAMILY_NODES, make_benchmark
+from bayes_rca.harness.cell import score_case, true_contributions
 from bayes_rca.harness.methods.base import Attribution
 
 
@@ -40,12 +41,23 @@ def test_ndcg_matches_hand_computation():
 
 
 def test_interval_metrics_and_brier():
-    draws = np.array([[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]] * 10)
+    draws = pd.DataFrame([[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]] * 10, columns=["a", "b"])
     result = answer({"a": 1.0, "b": 2.0}, draws, {"a": 0.25, "b": 0.75})
     assert metrics.interval_coverage(result, pd.Series({"a": 1.5, "b": 10.0})) == 0.5
     assert metrics.interval_width(result, ["a", "b"]) == pytest.approx(2.0)
     assert metrics.top_cause_brier(result, "b") == pytest.approx(0.25**2 + 0.25**2)
     assert np.isnan(metrics.top_cause_brier(answer({"a": 1.0}), "a"))
+
+
+def test_score_case_aligns_draws_by_node_label_not_position():
+    """Methods list nodes in their own order (e.g. topological); coverage must not depend on it."""
+    bench = make_benchmark("icml2022", seed=0, num_rows=50, num_outliers=1)
+    case = bench.cases[0]
+    truth = true_contributions(bench, case)
+    nodes = list(reversed(truth.index))  # an order different from the graph's
+    draws = pd.DataFrame([truth[nodes].to_numpy() + shift for shift in np.linspace(-0.1, 0.1, 21)], columns=nodes)
+    result = score_case(Attribution(truth, draws), bench, case)
+    assert result["coverage_90"] == 1.0
 
 
 @pytest.mark.parametrize("family", list(FAMILY_NODES))

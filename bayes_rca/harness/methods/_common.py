@@ -45,10 +45,9 @@ def outlier_row(graph: nx.DiGraph, target: Hashable, outlier: pd.DataFrame | pd.
     """The single outlier row (values of ``nodes``, default all graph nodes) after checking the target."""
     check_node(graph, target, "target")
     nodes = list(graph.nodes) if nodes is None else nodes
-    frame = validate_outliers(outlier, nodes)
-    if len(frame) != 1:
-        raise DataError(f"attribute() takes one outlier row, got {len(frame)} rows")
-    return frame.iloc[0]
+    if isinstance(outlier, pd.DataFrame) and len(outlier) != 1:
+        raise DataError(f"attribute() takes one outlier row, got {len(outlier)} rows")
+    return validate_outliers(outlier, nodes).iloc[0]
 
 
 def ancestral_graph(graph: nx.DiGraph, target: Hashable) -> nx.DiGraph:

@@ -26,9 +26,10 @@ class Attribution:
     scores : pandas.Series
         A score for every graph node (index); higher means more to blame. Nodes that cannot be blamed get a
         score below every blameable node (e.g. 0 for contributions, -inf for rankings).
-    draws : numpy.ndarray, optional
-        ``(S, N)`` draws of the contributions (posterior draws or bootstrap refits), columns in ``scores``'
-        order; used for interval coverage and width.
+    draws : pandas.DataFrame, optional
+        Draws of the contributions (posterior draws or bootstrap refits), one row per draw and one column per
+        node (labelled, so that reordering the nodes cannot misalign them); used for interval coverage and
+        width.
     top_probability : pandas.Series, optional
         ``P(node is the top root cause)`` per node.
     posterior : arviz.InferenceData, optional
@@ -36,7 +37,7 @@ class Attribution:
     """
 
     scores: pd.Series
-    draws: np.ndarray | None = None
+    draws: pd.DataFrame | None = None
     top_probability: pd.Series | None = None
     posterior: Any = None
 
@@ -45,8 +46,8 @@ class Attribution:
         if self.draws is None:
             return None
         tail = 100 * (1 - probability) / 2
-        low, high = np.percentile(self.draws, [tail, 100 - tail], axis=0)
-        return pd.Series(low, index=self.scores.index), pd.Series(high, index=self.scores.index)
+        low, high = np.percentile(self.draws.to_numpy(), [tail, 100 - tail], axis=0)
+        return pd.Series(low, index=self.draws.columns), pd.Series(high, index=self.draws.columns)
 
 
 class RCAMethod(ABC):

@@ -7,7 +7,6 @@ from collections.abc import Hashable
 from typing import Any, ClassVar
 
 import networkx as nx
-import numpy as np
 import pandas as pd
 
 from bayes_rca.attribution import attribute_outliers
@@ -90,9 +89,9 @@ class BayesRCA(RCAMethod):
         row = outlier_row(graph, target, outlier, blameable_nodes(graph, target)).to_frame().T
         result = attribute_outliers(self.model_, target, row, feature_map=self.feature_map, device=self.device,
                                     seed=self.seed, **self.attribute_options)
-        draws = result.contributions[:, 0, :]
-        scores = pd.Series(draws.mean(0), index=result.nodes, dtype=float)
+        draws = pd.DataFrame(result.contributions[:, 0, :], columns=result.nodes, dtype=float)
+        scores = draws.mean()
         top = result.top_cause_probability().iloc[0]
         top_probability = top.reindex(result.nodes).fillna(0.0).astype(float)
         posterior = result.to_inference_data() if self.keep_posterior else None
-        return Attribution(scores, np.asarray(draws, dtype=float), top_probability, posterior)
+        return Attribution(scores, draws, top_probability, posterior)

@@ -78,4 +78,4 @@ class DoWhyBootstrap(DoWhyPoint):
         players = [nodes.index(node) for node in blameable_nodes(self.graph_, target)]
         winners = np.asarray(players)[draws[:, players].argmax(axis=1)]
         top = np.bincount(winners, minlength=len(nodes)) / len(draws)
-        return Attribution(scores, draws, pd.Series(top, index=nodes, dtype=float))
+        return Attribution(scores, pd.DataFrame(draws, columns=nodes), pd.Series(top, index=nodes, dtype=float))
