@@ -30,16 +30,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def _shapley(game, num_players: int, max_exact_players: int, num_permutations: int,
-             generator: torch.Generator, device: torch.device) -> ShapleyEstimate:
+def _shapley(game, num_players: int, max_exact_players: int, num_permutations: int, tolerance: float | None,
+             max_permutations: int, generator: torch.Generator, device: torch.device) -> ShapleyEstimate:
     if num_players <= max_exact_players:
         return exact_shapley(game, num_players, game.chunk_size, device)
-    return permutation_shapley(game, num_players, num_permutations, generator, game.chunk_size, device)
+    return permutation_shapley(game, num_players, num_permutations, generator, game.chunk_size, device,
+                               tolerance, max_permutations)
 
 
 def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFrame | pd.Series,
                        feature_map: str | FeatureMap = "median_cdf_quantile", estimator: Estimator = "auto",
                        num_samples: int = 2000, max_exact_players: int = 12, num_permutations: int = 1000,
+                       tolerance: float | None = None, max_permutations: int = 100_000,
                        device: str | torch.device = "cpu", seed: int = 0, verify: bool = True) -> AttributionResult:
     """Attribute outliers at ``target`` to its ancestors and itself, with a posterior over contributions.
 
@@ -64,7 +66,12 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     max_exact_players : int
         Enumerate all coalitions up to this many players; sample antithetic permutations above.
     num_permutations : int
-        Permutations (in antithetic pairs) when sampling.
+        Permutations (in antithetic pairs) when sampling; with ``tolerance``, per round.
+    tolerance : float, optional
+        When sampling permutations, keep drawing rounds of ``num_permutations`` until every contribution's Monte
+        Carlo standard error is at most ``tolerance`` nats (or ``max_permutations`` is reached).
+    max_permutations : int
+        Cap on the permutations drawn with ``tolerance``.
     device : str or torch.device
         Where the tensors live (``"cpu"``, ``"cuda"``).
     seed : int
@@ -96,15 +103,16 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     use_analytic = analytic and estimator != "monte_carlo"
     if use_analytic:
         game = LinearGaussianGame(abducted, tau)
-        shapley = _shapley(game, len(players), max_exact_players, num_permutations, generator, device)
+        shapley = _shapley(game, len(players), max_exact_players, num_permutations, tolerance, max_permutations,
+                           generator, device)
         contributions, errors, scores = shapley.values, shapley.standard_error, game.score
     else:
         results = []
         for row in range(values.shape[0]):
             one = Players(fitted, values[row:row + 1], abducted.noise[:, row:row + 1])
             game = MonteCarloGame(one, tau, num_samples, generator)
-            results.append((_shapley(game, len(players), max_exact_players, num_permutations, generator, device),
-                            game.score))
+            results.append((_shapley(game, len(players), max_exact_players, num_permutations, tolerance,
+                                     max_permutations, generator, device), game.score))
         contributions = torch.cat([r.values for r, _ in results], 1)
         errors = torch.cat([r.standard_error for r, _ in results], 1)
         scores = torch.cat([s for _, s in results], 1)
@@ -123,6 +131,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         num_chains=model.num_chains,
         settings={"feature_map": tau.name, "estimator": "analytic" if use_analytic else "monte_carlo",
                   "shapley": "exact" if len(players) <= max_exact_players else "permutation",
-                  "num_samples": num_samples, "num_permutations": num_permutations, "seed": seed,
+                  "num_samples": num_samples, "num_permutations": num_permutations, "tolerance": tolerance,
+                  "seed": seed,
                   "device": str(device)},
     )

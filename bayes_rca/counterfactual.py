@@ -12,9 +12,10 @@ Two games share this interface:
   Gaussian and ``nu(S)`` is exact (no Monte Carlo error, no saturation far out in the tail).
 - :class:`MonteCarloGame`: any additive mechanisms. ``nu(S)`` is estimated with common random numbers
   across coalitions, the target's own noise integrated exactly (Rao-Blackwellisation) when the target is in
-  ``S``, and a defensive importance-sampling proposal that also draws each unusually large abducted noise
-  near its observed value. The estimate is never ``log 0``; its Monte Carlo error is estimated from
-  independent batches.
+  ``S``, and a defensive importance-sampling proposal that reaches both kinds of rare event: each unusually
+  large abducted noise is also drawn near its observed value, and the ancestors' noise is also drawn along
+  the line on which they jointly push the target towards its outlier event. The estimate is never ``log 0``;
+  its Monte Carlo error is estimated from independent batches.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from bayes_rca.node import FittedNode
-from bayes_rca.noise import per_draw, sample_noise
+from bayes_rca.noise import GaussianNoise, per_draw, sample_noise
 from bayes_rca.scores import (
     FeatureMap,
     GaussianMarginal,
@@ -35,6 +36,8 @@ from bayes_rca.scores import (
 )
 
 _MAX_ELEMENTS = 1 << 24  # per chunked tensor: draws x rows x coalitions (x samples)
+_STANDARD_NORMAL = GaussianNoise(torch.tensor(1.0, dtype=torch.float64))
+_LINE_RANGES = 4  # the line's shift is uniform on one of this many nested ranges, geometrically spaced
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,20 @@ class MonteCarloGame:
     generator : torch.Generator
         Source of every random number (on the players' device).
     proposal_threshold : float
-        Abducted noises beyond this many standard deviations get a defensive importance proposal
-        ``q = (p + p(. - n)) / 2`` that also draws near the observed noise ``n``.
+        Abducted noises beyond this many standard deviations are also drawn near their observed value.
+
+    Notes
+    -----
+    The fresh noise comes from the defensive mixture ``q = (q_node + q_line) / 2``. ``q_node`` is a product over
+    nodes: ``p`` itself, or for an unusual abducted noise ``n`` the mixture of ``p`` and ``p`` smeared over
+    ``[-|n|, |n|]``. ``q_line`` draws ``z ~ p`` and moves it along a direction ``v`` by ``u``, uniform on one of
+    a few nested ranges ``[-L_i, L_i]``. ``v`` is the direction (in whitened Gaussian-noise coordinates) in which
+    the ancestors raise the target fastest; restricted to any coalition it is still that coalition's fastest
+    direction, and the ranges stretch from the distance at which all ancestors together would reach the
+    observed value to the (longer) one a coalition with a small share of them needs. This is where the outlier
+    event is most likely when the target's own noise is randomised too, a region plain sampling never visits
+    far out in the tail. A coalition's weight ``p_S / q_S`` uses the proposal's marginal on the coalition's
+    noises, in closed form for both components, so every weight is at most 2.
     """
 
     def __init__(self, players: Players, feature_map: FeatureMap, num_samples: int, generator: torch.Generator,
@@ -158,39 +173,106 @@ class MonteCarloGame:
         self.parent_index = players.parent_index
         noises = [node.noise() for node in players.nodes]
         self.abducted = players.noise[:, 0, :]  # (D, K)
-        self.fresh, self.log_weight = self._proposal(noises, generator, proposal_threshold)
-        self.target_noise, self.target_scale = noises[-1], players.nodes[-1].standardizer.scale
-        # the target's marginal from the same draws (all noise redrawn): the feature map and the IT score
-        marginal = MixtureMarginal(self._target_location(self.fresh.unsqueeze(1))[:, 0], self.target_noise,
-                                   self.target_scale, self.log_weight.sum(-1))
         self.observed = players.values[:, -1]
+        self.target_noise, self.target_scale = noises[-1], players.nodes[-1].standardizer.scale
+        self._line(noises)
+        self._proposal(noises, generator, proposal_threshold)
+        # the target's marginal from the same draws (all noise redrawn): the feature map and the IT score
+        everyone = torch.ones(1, len(noises), dtype=torch.bool, device=self.fresh.device)
+        marginal = MixtureMarginal(self._target_location(self.fresh.unsqueeze(1))[:, 0], self.target_noise,
+                                   self.target_scale, self._log_weight(everyone)[:, 0])
         self.lo, self.hi = feature_map.thresholds(marginal, self.observed.expand(self.abducted.shape[0], -1))
         self.score = it_score(marginal, self.lo, self.hi)  # (D, 1)
 
-    def _proposal(self, noises: list, generator: torch.Generator,
-                  threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fresh noise ``(D, S, K)`` from the defensive proposal and its log importance weights ``(D, S, K)``.
+    def _line(self, noises: list) -> None:
+        """Direction ``v (D, K)`` and half-lengths ``L (D, M)`` of the line component of the proposal.
 
-        For a node whose abducted noise ``n`` is beyond ``threshold`` standard deviations, half the draws come
-        from the noise distribution ``p`` and half from ``p`` smeared uniformly over ``[-|n|, |n|]``, so that
-        every point between the observed noise, its mirror image and zero is sampled (the outlier event of a
-        coalition is most likely reached somewhere on that segment). The weights ``p / q`` are at most 2.
-        Other nodes draw from ``p`` itself; the target's own noise is integrated exactly (weight 1).
+        ``v_j = sigma_j^2 g_j / |sigma g|`` over the Gaussian-noise ancestors (zero elsewhere), with ``g`` the
+        gradient of the target's location at zero noise, so that ``u`` is a distance in whitened units. The
+        shortest range reaches past the observed value with all ancestors moving; the longest is longer by the
+        ratio of the ancestors' variance share to the target's own (a coalition holding a small share of the
+        ancestors must move them further before the target's noise takes over).
         """
-        fresh = torch.stack([sample_noise(noise, self.num_samples, generator) for noise in noises], -1)
+        draws, players = self.abducted.shape
+        gaussian = torch.tensor([isinstance(noise, GaussianNoise) for noise in noises[:-1]] + [False],
+                                device=self.abducted.device)
+        sd = torch.stack([torch.sqrt(noise.variance.squeeze(-1)) for noise in noises], -1)  # (D, K)
+        with torch.enable_grad():
+            zero = torch.zeros(draws, 1, 1, players, dtype=self.abducted.dtype, device=self.abducted.device,
+                               requires_grad=True)
+            location = self._target_location(zero)
+            (gradient,) = torch.autograd.grad(location.sum(), zero)
+        whitened = torch.where(gaussian, sd * gradient[:, 0, 0, :], torch.zeros_like(sd))  # sigma_j g_j
+        norm = whitened.norm(dim=-1, keepdim=True)  # (D, 1)
+        has_line = norm > 1e-12
+        unit = torch.where(has_line, whitened / norm.clamp_min(1e-12), torch.zeros_like(whitened))
+        self.line_direction = unit * sd  # v (D, K), in noise units
+        self.line_precision = torch.where(gaussian, 1.0 / sd**2, torch.zeros_like(sd))  # 1 / sigma_j^2
+        norm = norm.squeeze(-1)
+        distance = (self.observed - location.detach()[:, 0, 0]).abs() / norm.clamp_min(1e-12)
+        shortest = torch.where(has_line.squeeze(-1), 1.25 * distance + 3.0, torch.ones_like(distance))
+        target_sd = self.target_scale * sd[:, -1]
+        stretch = (norm**2 / target_sd**2).clamp(1.0, 1e4)
+        steps = torch.linspace(0.0, 1.0, _LINE_RANGES, dtype=sd.dtype, device=sd.device)
+        self.line_half_length = shortest.unsqueeze(-1) * stretch.unsqueeze(-1) ** steps  # (D, M)
+
+    def _proposal(self, noises: list, generator: torch.Generator, threshold: float) -> None:
+        """Draw the fresh noise ``(D, S, K)`` from ``q`` and keep the per-node log densities of ``p`` and ``q_node``.
+
+        ``q_node``: for a node whose abducted noise ``n`` is beyond ``threshold`` standard deviations, half the
+        draws come from ``p`` and half from ``p`` smeared uniformly over ``[-|n|, |n|]``, so that every point
+        between the observed noise, its mirror image and zero is sampled; other nodes draw from ``p``.
+        ``q_line``: ``z ~ p`` moved by ``u v``, ``u ~ U(-L, L)``. The target's own noise is integrated exactly.
+        """
+        base = torch.stack([sample_noise(noise, self.num_samples, generator) for noise in noises], -1)
         sd = torch.stack([torch.sqrt(noise.variance.squeeze(-1)) for noise in noises], -1)  # (D, K)
         reach = self.abducted.abs().unsqueeze(1)  # (D, 1, K)
         unusual = reach > threshold * sd.unsqueeze(1)
-        smear = torch.rand(fresh.shape, generator=generator, dtype=fresh.dtype, device=fresh.device) * 2.0 - 1.0
-        smeared = torch.rand(fresh.shape, generator=generator, dtype=fresh.dtype, device=fresh.device) < 0.5
-        fresh = torch.where(unusual & smeared, fresh + smear * reach, fresh)
-        log_p = torch.stack([noise.log_prob(fresh[..., k]) for k, noise in enumerate(noises)], -1)
-        log_smear = torch.stack([_log_interval(noise, fresh[..., k] - reach[..., k], fresh[..., k] + reach[..., k])
+        unusual[..., -1] = False
+        smear = torch.rand(base.shape, generator=generator, dtype=base.dtype, device=base.device) * 2.0 - 1.0
+        smeared = torch.rand(base.shape, generator=generator, dtype=base.dtype, device=base.device) < 0.5
+        node_sample = torch.where(unusual & smeared, base + smear * reach, base)
+        draws, samples = base.shape[:2]
+        choice = torch.randint(_LINE_RANGES, (draws, samples), generator=generator, device=base.device)
+        half = torch.gather(self.line_half_length, 1, choice).unsqueeze(-1)  # (D, S, 1)
+        shift = (torch.rand(draws, samples, 1, generator=generator, dtype=base.dtype, device=base.device)
+                 * 2.0 - 1.0) * half
+        on_line = torch.rand(base.shape[:2] + (1,), generator=generator, dtype=base.dtype, device=base.device) < 0.5
+        self.fresh = torch.where(on_line, base + shift * self.line_direction.unsqueeze(1), node_sample)
+        self.log_p = torch.stack([noise.log_prob(self.fresh[..., k]) for k, noise in enumerate(noises)], -1)
+        log_smear = torch.stack([_log_interval(noise, self.fresh[..., k] - reach[..., k],
+                                               self.fresh[..., k] + reach[..., k])
                                  for k, noise in enumerate(noises)], -1) - torch.log(2.0 * reach)
-        log_q = torch.logaddexp(log_p, log_smear) - math.log(2.0)
-        log_weight = torch.where(unusual, log_p - log_q, torch.zeros_like(log_p))
-        log_weight[..., -1] = 0.0
-        return fresh, log_weight
+        log_q_node = torch.logaddexp(self.log_p, log_smear) - math.log(2.0)
+        self.log_q_node = torch.where(unusual, log_q_node, self.log_p)
+
+    def _log_weight(self, masks: torch.Tensor) -> torch.Tensor:
+        """``log p_S(n_S) - log q_S(n_S)`` for ``masks (C, K)``: ``(D, C, S)``, the target's own noise excluded.
+
+        With ``a = sum_S v_j n_j / sigma_j^2`` and ``b = sum_S v_j^2 / sigma_j^2``, the line component's marginal
+        is ``q_line,S(n) = p_S(n) mean_i [ int_{-L_i}^{L_i} exp(a u - b u^2 / 2) du / (2 L_i) ]``, Gaussian
+        integrals.
+        """
+        chosen = masks.clone()
+        chosen[:, -1] = False
+        chosen = chosen.to(self.log_p.dtype)
+        log_p = torch.einsum("dsk,ck->dcs", self.log_p, chosen)
+        log_q_node = torch.einsum("dsk,ck->dcs", self.log_q_node, chosen)
+        a = torch.einsum("dsk,ck->dcs", self.fresh * (self.line_direction * self.line_precision).unsqueeze(1),
+                         chosen)
+        a = a.unsqueeze(-1)
+        b = torch.einsum("dk,ck->dc", self.line_direction**2 * self.line_precision, chosen)[:, :, None, None]
+        half = self.line_half_length[:, None, None, :]  # (D, 1, 1, M)
+        flat = b < 1e-10  # no line coordinate in the coalition: the line component is p itself
+        safe_b = torch.where(flat, torch.ones_like(b), b)
+        centre = a / safe_b
+        root = torch.sqrt(safe_b)
+        log_integral = (0.5 * a * centre + 0.5 * torch.log(2 * math.pi / safe_b)
+                        + _log_interval(_STANDARD_NORMAL, root * (-half - centre), root * (half - centre)))
+        log_ratio = torch.where(flat, torch.zeros_like(log_integral), log_integral - torch.log(2.0 * half))
+        log_ratio = torch.logsumexp(log_ratio, -1) - math.log(_LINE_RANGES)
+        log_q = torch.logaddexp(log_q_node, log_p + log_ratio) - math.log(2.0)
+        return log_p - log_q
 
     def _target_location(self, noise: torch.Tensor) -> torch.Tensor:
         """Location of ``X_t`` given its parents, simulating ancestors; ``noise (D, C, S, K)`` -> ``(D, C, S)``."""
@@ -221,7 +303,7 @@ class MonteCarloGame:
         hit = (target_value <= lo) | (target_value >= hi)
         indicator = torch.zeros_like(location).masked_fill(~hit, -math.inf)
         log_terms = torch.where(masks[None, :, None, -1], integrated, indicator)
-        log_terms = log_terms + torch.einsum("dsk,ck->dcs", self.log_weight, masks.to(self.log_weight.dtype))
+        log_terms = log_terms + self._log_weight(masks)
         batched = log_terms.reshape(draws, masks.shape[0], self.num_batches, -1)
         per_batch = samples // self.num_batches
         log_batch_sums = torch.logsumexp(batched, dim=-1)  # (D, C, B)

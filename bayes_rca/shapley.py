@@ -70,14 +70,13 @@ def _batch_error(values: torch.Tensor, batches: torch.Tensor | None) -> torch.Te
     return batches.std(dim=0) / math.sqrt(batches.shape[0])
 
 
-def permutation_shapley(game: Game, num_players: int, num_permutations: int, generator: torch.Generator,
-                        chunk_size: int, device: torch.device | str = "cpu") -> ShapleyEstimate:
-    """Shapley values from ``num_permutations`` permutations in antithetic pairs (each with its reverse).
+def _permutation_round(game: Game, num_players: int, pairs: int, generator: torch.Generator, chunk_size: int,
+                       device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One round of ``pairs`` antithetic permutation pairs.
 
-    Each permutation's marginal contributions telescope, so efficiency holds exactly for the estimate. The
-    standard error combines the spread over antithetic pairs with the game's own Monte Carlo error.
+    Returns the sum and the sum of squares over pairs of each pair's mean marginal contributions ``(..., K)``,
+    and the sum over permutations of the game's per-batch marginal contributions ``(B, ..., K)`` (or None).
     """
-    pairs = max(1, num_permutations // 2)
     forward = torch.stack([torch.randperm(num_players, generator=generator, device=generator.device)
                            for _ in range(pairs)]).to(device)
     orders = torch.cat([forward, forward.flip(-1)])  # (P, K)
@@ -89,16 +88,49 @@ def permutation_shapley(game: Game, num_players: int, num_permutations: int, gen
         game_values, game_batches = game(unique[start:start + chunk_size])
         parts.append(game_values)
         batch_parts.append(game_batches)
-    values = torch.cat(parts, -1)[..., inverse].unflatten(-1, prefix.shape[:2])  # (..., P, K+1)
-    marginal = values.diff(dim=-1)  # contribution of orders[p, i] at step i
-    per_permutation = torch.gather(marginal, -1, rank.expand(*marginal.shape[:-1], -1))  # (..., P, K)
-    per_pair = 0.5 * (per_permutation[..., :pairs, :] + per_permutation[..., pairs:, :])
-    estimate = per_pair.mean(-2)
-    sampling_var = per_pair.var(-2) / pairs if pairs > 1 else torch.zeros_like(estimate)
-    if batch_parts[0] is None:
-        return ShapleyEstimate(estimate, torch.sqrt(sampling_var))
-    batch_values = torch.cat(batch_parts, -1)[..., inverse].unflatten(-1, prefix.shape[:2])
-    batch_marginal = batch_values.diff(dim=-1)
-    batch_estimates = torch.gather(batch_marginal, -1, rank.expand(*batch_marginal.shape[:-1], -1)).mean(-2)
-    game_var = _batch_error(estimate, batch_estimates) ** 2
-    return ShapleyEstimate(estimate, torch.sqrt(sampling_var + game_var))
+
+    def per_permutation(coalition_values: torch.Tensor) -> torch.Tensor:
+        values = coalition_values[..., inverse].unflatten(-1, prefix.shape[:2])  # (..., P, K+1)
+        marginal = values.diff(dim=-1)  # contribution of orders[p, i] at step i
+        return torch.gather(marginal, -1, rank.expand(*marginal.shape[:-1], -1))  # (..., P, K)
+
+    contributions = per_permutation(torch.cat(parts, -1))
+    per_pair = 0.5 * (contributions[..., :pairs, :] + contributions[..., pairs:, :])
+    batch_sum = None if batch_parts[0] is None else per_permutation(torch.cat(batch_parts, -1)).sum(-2)
+    return per_pair.sum(-2), (per_pair**2).sum(-2), batch_sum
+
+
+def permutation_shapley(game: Game, num_players: int, num_permutations: int, generator: torch.Generator,
+                        chunk_size: int, device: torch.device | str = "cpu", tolerance: float | None = None,
+                        max_permutations: int = 100_000) -> ShapleyEstimate:
+    """Shapley values from permutations in antithetic pairs (each with its reverse).
+
+    Each permutation's marginal contributions telescope, so efficiency holds exactly for the estimate. The
+    standard error combines the spread over antithetic pairs with the game's own Monte Carlo error.
+
+    Parameters
+    ----------
+    num_permutations : int
+        Permutations per round (the only round when ``tolerance`` is None).
+    tolerance : float, optional
+        Draw further rounds until every standard error is at most ``tolerance`` or ``max_permutations``
+        permutations have been drawn.
+    max_permutations : int
+        Upper bound on the permutations drawn when ``tolerance`` is given.
+    """
+    pairs_per_round = max(1, num_permutations // 2)
+    pairs, total, total_sq, batch_total = 0, 0.0, 0.0, None
+    while True:
+        round_sum, round_sq, round_batches = _permutation_round(game, num_players, pairs_per_round, generator,
+                                                                chunk_size, device)
+        pairs += pairs_per_round
+        total, total_sq = total + round_sum, total_sq + round_sq
+        if round_batches is not None:
+            batch_total = round_batches if batch_total is None else batch_total + round_batches
+        estimate = total / pairs
+        sampling_var = ((total_sq - pairs * estimate**2) / (pairs - 1)).clamp_min(0.0) / pairs if pairs > 1 \
+            else torch.zeros_like(estimate)
+        game_var = 0.0 if batch_total is None else _batch_error(estimate, batch_total / (2 * pairs)) ** 2
+        error = torch.sqrt(sampling_var + game_var)
+        if tolerance is None or bool((error <= tolerance).all()) or 2 * (pairs + pairs_per_round) > max_permutations:
+            return ShapleyEstimate(estimate, error)

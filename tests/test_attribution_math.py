@@ -384,11 +384,6 @@ def test_mild_row_in_the_bulk_has_small_score_and_median_row_scores_zero(system,
     np.testing.assert_allclose(result.contributions, 0.0, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="bayes_rca/counterfactual.py MonteCarloGame: the importance proposal only "
-                                       "widens players whose abducted noise is unusual, so when the target's own "
-                                       "noise makes the outlier, the tail reached jointly through its (normal) "
-                                       "ancestors is never sampled: the IT score and contributions are biased far "
-                                       "beyond the reported standard errors")
 @pytest.mark.parametrize("multiple", [4.0, 6.0])
 def test_monte_carlo_estimator_for_an_outlier_of_the_target_itself(system, oracle, multiple):
     nodes, _, c, s, total = linear_algebra(system)

@@ -8,7 +8,8 @@ import pandas as pd
 
 from bayes_rca.tracking import default_tracking_uri
 
-METRICS = ("ndcg_at_1", "ndcg_at_3", "ndcg_at_10", "top1_recall", "top3_recall", "coverage_90",
+METRICS = ("ndcg_at_1", "ndcg_at_3", "ndcg_at_10", "top1_recall", "top3_recall", "shapley_top1_agreement",
+           "oracle_ndcg_at_1", "coverage_90",
            "interval_width_90", "top_cause_brier", "fit_seconds", "attribute_seconds")
 
 

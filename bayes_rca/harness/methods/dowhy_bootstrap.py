@@ -47,15 +47,16 @@ class DoWhyBootstrap(DoWhyPoint):
     name: ClassVar[str] = "dowhy_bootstrap"
 
     def __init__(self, num_bootstrap_resamples: int = 10, seed: int = 0, quality: str = "good",
-                 num_distribution_samples: int = 3000, subset_fraction: float = 0.75) -> None:
-        super().__init__(seed=seed, quality=quality, num_distribution_samples=num_distribution_samples)
+                 num_distribution_samples: int = 3000, subset_fraction: float = 0.75, n_jobs: int = 1) -> None:
+        super().__init__(seed=seed, quality=quality, num_distribution_samples=num_distribution_samples,
+                         n_jobs=n_jobs)
         if num_bootstrap_resamples < 1:
             raise ValueError(f"num_bootstrap_resamples must be at least 1, got {num_bootstrap_resamples}")
         self.num_bootstrap_resamples, self.subset_fraction = num_bootstrap_resamples, subset_fraction
 
     def attribute(self, target: Hashable, outlier: pd.DataFrame) -> Attribution:
         check_fitted(self)
-        gcm = import_gcm()
+        gcm = import_gcm(self.n_jobs)
         row = self._row(target, outlier)
         nodes = topological_order(self.graph_)
         replicates: list[dict[Any, np.ndarray]] = []

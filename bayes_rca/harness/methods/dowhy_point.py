@@ -22,13 +22,14 @@ from bayes_rca.harness.methods.base import Attribution, RCAMethod
 QUALITIES = ("good", "better", "best")
 
 
-def import_gcm() -> Any:
-    """``dowhy.gcm`` with its progress bars off, or a clear error if DoWhy is not installed."""
+def import_gcm(n_jobs: int = 1) -> Any:
+    """``dowhy.gcm`` with its progress bars off and ``n_jobs`` parallel jobs, or a clear error without DoWhy."""
     try:
         from dowhy import gcm
     except ImportError as error:  # pragma: no cover - dowhy is an optional dependency
         raise BayesRCAError("the DoWhy baselines need dowhy; install bayes_rca[baselines]") from error
     gcm.config.disable_progress_bars()
+    gcm.config.set_default_n_jobs(n_jobs)
     return gcm
 
 
@@ -61,6 +62,9 @@ class DoWhyPoint(RCAMethod):
         ``gcm.auto.AssignmentQuality`` of the mechanism assignment.
     num_distribution_samples : int
         Samples of the target's marginal used for the tail probabilities.
+    n_jobs : int
+        DoWhy's parallel jobs (``-1``: all cores, DoWhy's default). 1 by default, as every harness cell runs on
+        one core; joblib's worker processes would also outlive the cell by their idle timeout.
 
     References
     ----------
@@ -70,15 +74,16 @@ class DoWhyPoint(RCAMethod):
 
     name: ClassVar[str] = "dowhy"
 
-    def __init__(self, seed: int = 0, quality: str = "good", num_distribution_samples: int = 3000) -> None:
-        self.seed, self.quality = seed, check_quality(quality)
+    def __init__(self, seed: int = 0, quality: str = "good", num_distribution_samples: int = 3000,
+                 n_jobs: int = 1) -> None:
+        self.seed, self.quality, self.n_jobs = seed, check_quality(quality), n_jobs
         self.num_distribution_samples = num_distribution_samples
         self.graph_: nx.DiGraph | None = None
         self.scm_: Any = None
         self.data_: pd.DataFrame | None = None
 
     def _new_scm(self, graph: nx.DiGraph, data: pd.DataFrame) -> Any:
-        gcm = import_gcm()
+        gcm = import_gcm(self.n_jobs)
         scm = gcm.InvertibleStructuralCausalModel(nx.DiGraph(graph))
         quality = getattr(gcm.auto.AssignmentQuality, self.quality.upper())
         gcm.auto.assign_causal_mechanisms(scm, data, quality=quality)
@@ -86,7 +91,7 @@ class DoWhyPoint(RCAMethod):
 
     def fit(self, graph: nx.DiGraph, data: pd.DataFrame) -> DoWhyPoint:
         graph, frame = fit_inputs(graph, data)
-        gcm = import_gcm()
+        gcm = import_gcm(self.n_jobs)
         with seeded_global_rng(self.seed):
             self.scm_ = self._new_scm(graph, frame)
             gcm.fit(self.scm_, frame)
@@ -98,7 +103,7 @@ class DoWhyPoint(RCAMethod):
 
     def attribute(self, target: Hashable, outlier: pd.DataFrame) -> Attribution:
         check_fitted(self)
-        gcm = import_gcm()
+        gcm = import_gcm(self.n_jobs)
         row = self._row(target, outlier)
         with seeded_global_rng(self.seed):
             result = gcm.attribute_anomalies(self.scm_, target, anomaly_samples=row,
