@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyro
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from bayes_rca.assignment import (
@@ -90,11 +91,16 @@ def _checked_mechanism(spec: str | Mechanism, task: _NodeTask) -> Mechanism:
 
 @contextmanager
 def _one_thread() -> Iterator[None]:
-    """Run torch on one thread: small models fit no slower, and results do not depend on the thread count."""
+    """Run torch and numpy's BLAS on one thread.
+
+    Small models fit no slower, results do not depend on the thread count, and BLAS threads spinning against
+    other busy processes (parallel sweeps) cannot slow a fit down many times over.
+    """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(limits=1):
+            yield
     finally:
         torch.set_num_threads(previous)
 

@@ -70,33 +70,31 @@ def _batch_error(values: torch.Tensor, batches: torch.Tensor | None) -> torch.Te
     return batches.std(dim=0) / math.sqrt(batches.shape[0])
 
 
-def _permutation_round(game: Game, num_players: int, pairs: int, generator: torch.Generator, chunk_size: int,
+def _permutation_chunk(game: Game, num_players: int, pairs: int, generator: torch.Generator, chunk_size: int,
                        device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """One round of ``pairs`` antithetic permutation pairs.
+    """``pairs`` antithetic permutation pairs, their distinct coalitions evaluated ``chunk_size`` at a time.
 
     Returns the sum and the sum of squares over pairs of each pair's mean marginal contributions ``(..., K)``,
     and the sum over permutations of the game's per-batch marginal contributions ``(B, ..., K)`` (or None).
     """
-    forward = torch.stack([torch.randperm(num_players, generator=generator, device=generator.device)
-                           for _ in range(pairs)]).to(device)
+    noise = torch.rand(pairs, num_players, generator=generator, device=generator.device)
+    forward = torch.argsort(noise, dim=-1).to(device)
     orders = torch.cat([forward, forward.flip(-1)])  # (P, K)
     rank = torch.argsort(orders, dim=-1)  # position of each player in each permutation
     prefix = rank.unsqueeze(1) < torch.arange(num_players + 1, device=device).view(1, -1, 1)  # (P, K+1, K)
     unique, inverse = torch.unique(prefix.reshape(-1, num_players), dim=0, return_inverse=True)
-    parts, batch_parts = [], []
-    for start in range(0, unique.shape[0], chunk_size):
-        game_values, game_batches = game(unique[start:start + chunk_size])
-        parts.append(game_values)
-        batch_parts.append(game_batches)
+    parts = [game(unique[start:start + chunk_size]) for start in range(0, unique.shape[0], chunk_size)]
+    game_values = torch.cat([values for values, _ in parts], -1)
+    game_batches = None if parts[0][1] is None else torch.cat([batches for _, batches in parts], -1)
 
     def per_permutation(coalition_values: torch.Tensor) -> torch.Tensor:
         values = coalition_values[..., inverse].unflatten(-1, prefix.shape[:2])  # (..., P, K+1)
         marginal = values.diff(dim=-1)  # contribution of orders[p, i] at step i
         return torch.gather(marginal, -1, rank.expand(*marginal.shape[:-1], -1))  # (..., P, K)
 
-    contributions = per_permutation(torch.cat(parts, -1))
+    contributions = per_permutation(game_values)
     per_pair = 0.5 * (contributions[..., :pairs, :] + contributions[..., pairs:, :])
-    batch_sum = None if batch_parts[0] is None else per_permutation(torch.cat(batch_parts, -1)).sum(-2)
+    batch_sum = None if game_batches is None else per_permutation(game_batches).sum(-2)
     return per_pair.sum(-2), (per_pair**2).sum(-2), batch_sum
 
 
@@ -106,7 +104,8 @@ def permutation_shapley(game: Game, num_players: int, num_permutations: int, gen
     """Shapley values from permutations in antithetic pairs (each with its reverse).
 
     Each permutation's marginal contributions telescope, so efficiency holds exactly for the estimate. The
-    standard error combines the spread over antithetic pairs with the game's own Monte Carlo error.
+    standard error combines the spread over antithetic pairs with the game's own Monte Carlo error. Pairs are
+    processed in chunks of at most ``chunk_size`` coalitions, so memory does not grow with the permutations.
 
     Parameters
     ----------
@@ -119,14 +118,17 @@ def permutation_shapley(game: Game, num_players: int, num_permutations: int, gen
         Upper bound on the permutations drawn when ``tolerance`` is given.
     """
     pairs_per_round = max(1, num_permutations // 2)
+    pairs_per_chunk = max(1, chunk_size // (2 * (num_players + 1)))
     pairs, total, total_sq, batch_total = 0, 0.0, 0.0, None
     while True:
-        round_sum, round_sq, round_batches = _permutation_round(game, num_players, pairs_per_round, generator,
-                                                                chunk_size, device)
-        pairs += pairs_per_round
-        total, total_sq = total + round_sum, total_sq + round_sq
-        if round_batches is not None:
-            batch_total = round_batches if batch_total is None else batch_total + round_batches
+        for start in range(0, pairs_per_round, pairs_per_chunk):
+            count = min(pairs_per_chunk, pairs_per_round - start)
+            chunk_sum, chunk_sq, chunk_batches = _permutation_chunk(game, num_players, count, generator,
+                                                                    chunk_size, device)
+            pairs += count
+            total, total_sq = total + chunk_sum, total_sq + chunk_sq
+            if chunk_batches is not None:
+                batch_total = chunk_batches if batch_total is None else batch_total + chunk_batches
         estimate = total / pairs
         sampling_var = ((total_sq - pairs * estimate**2) / (pairs - 1)).clamp_min(0.0) / pairs if pairs > 1 \
             else torch.zeros_like(estimate)
