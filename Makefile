@@ -26,7 +26,8 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(BIN)/python experiments/bench/bench_attribution.py
+	$(BIN)/python experiments/bench/bench_attribution.py --dowhy-bootstrap 20
+	$(BIN)/python experiments/bench/bench_scale.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns mlartifacts outputs

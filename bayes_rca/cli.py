@@ -1,4 +1,4 @@
-"""The ``bayes-rca`` command line: ``demo`` and ``attribute``."""
+"""The ``bayes-rca`` command line: ``demo``, ``attribute``, ``check`` and ``experiment``."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import argparse
 import sys
 import time
 import warnings
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
 
-from bayes_rca.errors import BayesRCAError, DataError
+from bayes_rca.errors import BayesRCAError, DataError, GraphError
 from bayes_rca.mechanisms import FAMILIES
 from bayes_rca.scm import INFERENCE_CHOICES
 from bayes_rca.scores import FEATURE_MAPS
+
+if TYPE_CHECKING:
+    from bayes_rca.check import CheckReport
 
 
 def _read_csv(path: str, index_col: str | None) -> pd.DataFrame:
@@ -25,11 +30,11 @@ def _read_csv(path: str, index_col: str | None) -> pd.DataFrame:
         raise DataError(f"cannot read CSV file {path}: {error}") from None
 
 
-def _overrides(pairs: list[str]) -> dict[str, str]:
+def _overrides(pairs: list[str], known_only: bool = True) -> dict[str, str]:
     overrides = {}
     for pair in pairs:
         node, sep, family = pair.partition("=")
-        if not sep or not node or family not in FAMILIES:
+        if not sep or not node or not family or (known_only and family not in FAMILIES):
             raise BayesRCAError(f"--mechanism expects NODE=FAMILY with FAMILY one of {', '.join(FAMILIES)}, "
                                 f"got {pair!r}")
         overrides[node] = family
@@ -83,6 +88,38 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
                                  metrics={"fit_seconds": fit_seconds, "attribute_seconds": attribute_seconds},
                                  params={"graph": args.graph, "data": args.data, "outliers": args.outliers})
         console.print(f"logged MLflow run {run_id}")
+
+
+def _check(args: argparse.Namespace, console: Console) -> int:
+    from bayes_rca.check import check_config
+    from bayes_rca.report import print_check
+
+    if (args.config is None) == (args.graph is None):
+        raise BayesRCAError("check needs exactly one of a config file or --graph")
+    if args.config is not None and (args.data or args.target or args.mechanism):
+        raise BayesRCAError("--data, --target and --mechanism go with --graph, not with a config file")
+    report = check_config(args.config) if args.config is not None else _check_files(args)
+    print_check(console, report)
+    return 0 if report.ok else 2
+
+
+def _check_files(args: argparse.Namespace) -> CheckReport:
+    from bayes_rca.check import CheckReport, Finding, check_model_inputs
+    from bayes_rca.graph_io import read_graph
+
+    findings = []
+    data = None
+    if args.data is not None:
+        try:
+            data = _read_csv(args.data, args.index_col)
+        except DataError as error:
+            findings.append(Finding("error", args.data, str(error)))
+    try:
+        graph = read_graph(args.graph, args.graph_format, dependencies=args.dependencies)
+    except GraphError as error:  # a cycle or an unreadable file: nothing else can be checked
+        return CheckReport([Finding("error", args.graph, str(error)), *findings])
+    report = check_model_inputs(graph, data, args.target or None, _overrides(args.mechanism, known_only=False))
+    return replace(report, findings=[*findings, *report.findings])
 
 
 def _experiment_run(args: argparse.Namespace, console: Console) -> None:
@@ -146,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(attribute)
     attribute.set_defaults(run=_attribute)
 
+    check = commands.add_parser("check", help="before fitting: what could go wrong and which nodes can be blamed")
+    check.add_argument("config", nargs="?", default=None, help="an experiment config to check (or give --graph)")
+    check.add_argument("--graph", default=None, help="graph file: CSV adjacency or edge list, GraphML, DOT")
+    check.add_argument("--graph-format", default="auto", choices=["auto", "adjacency", "edgelist", "graphml", "dot"])
+    check.add_argument("--dependencies", action="store_true",
+                       help="the graph is a service call graph (caller -> callee): reverse it")
+    check.add_argument("--data", default=None, help="CSV of normal operation (without it: graph checks only)")
+    check.add_argument("--index-col", default=None, help="column of the CSV to use as row labels")
+    check.add_argument("--target", action="append", default=[], help="target node (repeatable; default: sinks)")
+    check.add_argument("--mechanism", action="append", default=[], metavar="NODE=FAMILY",
+                       help=f"a node's mechanism family ({', '.join(FAMILIES)})")
+    check.set_defaults(run=_check)
+
     experiment = commands.add_parser("experiment", help="run, compare and rerun experiment sweeps (MLflow)")
     actions = experiment.add_subparsers(dest="action", required=True)
     run = actions.add_parser("run", help="run every cell of a config's sweep grid (resumes a killed sweep)")
@@ -170,11 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
     try:
-        args.run(args, console)
+        status = args.run(args, console)
     except BayesRCAError as error:
         print(f"bayes-rca: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from bayes_rca.check import LEVELS, CheckReport
 from bayes_rca.results import AttributionResult
 from bayes_rca.scm import BayesianSCM
 
@@ -43,3 +45,30 @@ def write_attribution(result: AttributionResult, model: BayesianSCM, folder: str
     result.plot(path=folder / "contributions.png")
     result.to_inference_data().to_netcdf(str(folder / "attribution.nc"))
     return folder
+
+
+def print_check(console: Console, report: CheckReport) -> None:
+    """Print the findings of a static check, the blame table and the mechanism table."""
+    styles = {"error": "bold red", "warning": "yellow", "info": "dim"}
+    findings = Table("level", "subject", "message", title="Findings")
+    for finding in sorted(report.findings, key=lambda f: LEVELS.index(f.level)):
+        findings.add_row(Text(finding.level, style=styles[finding.level]), Text(finding.subject),
+                         Text(finding.message))
+    if report.findings:
+        console.print(findings)
+    if len(report.blame):
+        blame = Table("target", "can be blamed (ancestors and itself)", "never blamed", title="Blame")
+        for row in report.blame.itertuples():
+            blame.add_row(Text(str(row.target)), Text(", ".join(map(str, row.blameable))),
+                          Text(", ".join(map(str, row.never_blamed))))
+        console.print(blame)
+    if len(report.mechanisms):
+        table = Table("node", "parents", "mechanism", "assigned", "params", "rows needed", "rows usable",
+                      title="Mechanisms")
+        table.columns[2].no_wrap = True
+        for row in report.mechanisms.itertuples(index=False):
+            table.add_row(*(Text("-" if pd.isna(value) else str(value)) for value in row))
+        console.print(table)
+    errors, warnings_ = report.count("error"), report.count("warning")
+    console.print(f"check: {errors} error{'s' * (errors != 1)}, {warnings_} warning{'s' * (warnings_ != 1)}",
+                  markup=False)

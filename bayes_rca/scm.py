@@ -80,7 +80,7 @@ def _checked_mechanism(spec: str | Mechanism, task: _NodeTask) -> Mechanism:
     if num_parents and not mechanism.accepts_parents:
         raise MechanismError(f"node {task.name!r} has parents {list(task.parents)}, but the {mechanism.name} "
                              "mechanism is for root nodes")
-    needed = max(2, mechanism.num_parameters(num_parents))
+    needed = mechanism.min_rows(num_parents)
     if rows < needed:
         raise MechanismError(f"node {task.name!r} has {rows} usable training rows (node and parents observed), "
                              f"but the {mechanism.name} mechanism has {mechanism.num_parameters(num_parents)} "

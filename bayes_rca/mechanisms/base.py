@@ -67,6 +67,10 @@ class Mechanism(ABC):
     def num_parameters(self, num_parents: int) -> int:
         """Number of scalar parameters for a node with ``num_parents`` parents."""
 
+    def min_rows(self, num_parents: int) -> int:
+        """Fewest usable training rows a fit accepts: ``max(2, parameters)``."""
+        return max(2, self.num_parameters(num_parents))
+
     def model(self, parents: torch.Tensor, value: torch.Tensor | None = None) -> None:
         """The Pyro model of the node given its (standardised) parents, observing ``value`` when given."""
         params = self.prior(parents.shape[-1], parents.dtype)

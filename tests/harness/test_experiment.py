@@ -154,3 +154,20 @@ def test_ray_executor_with_a_local_instance(tmp_path, monkeypatch):
         assert len(runs) == 4 and runs["metric.ndcg_at_1"].notna().all()
     finally:
         ray.shutdown()
+
+
+def test_smoke_config_logs_every_method_with_its_metrics(tmp_path, monkeypatch):
+    """The CI sweep, configs/smoke.yaml as shipped, into a local store in the working folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    parent, table = run_experiment(REPO / "configs" / "smoke.yaml", output=tmp_path / "out", report=lambda _: None)
+    runs = cell_runs(parent, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len(runs) == len(config["methods"]) * len(config["sweep"]["seed"])
+    assert set(runs["param.method"]) == set(config["methods"]) == set(table.index)
+    assert runs["metric.ndcg_at_1"].between(0, 1).all() and runs["metric.top3_recall"].between(0, 1).all()
+    assert runs["metric.attribute_seconds"].gt(0).all()
+    bayes = runs[runs["param.method"] == "bayes_rca"]
+    assert bayes["metric.coverage_90"].between(0, 1).all() and bayes["metric.shapley_top1_agreement"].notna().all()
+    # a method that ranks at random does worse than the method the benchmark is built for
+    assert table.loc["bayes_rca", "ndcg_at_3_mean"] > table.loc["random", "ndcg_at_3_mean"]
