@@ -26,6 +26,7 @@ METHODS: dict[str, Callable[..., RCAMethod]] = {
     "bayes_rca": BayesRCA,
     "bayes_rca_svi": partial(BayesRCA, inference="svi"),
     "bayes_rca_nuts": partial(BayesRCA, inference="nuts"),
+    "bayes_rca_linear": partial(BayesRCA, mechanisms="linear"),
     "dowhy": DoWhyPoint,
     "dowhy_bootstrap": DoWhyBootstrap,
     "naive": Naive,
