@@ -175,8 +175,9 @@ class MonteCarloGame:
         self.abducted = players.noise[:, 0, :]  # (D, K)
         self.observed = players.values[:, -1]
         self.target_noise, self.target_scale = noises[-1], players.nodes[-1].standardizer.scale
-        self._line(noises)
-        self._proposal(noises, generator, proposal_threshold)
+        sd = torch.stack([torch.sqrt(noise.variance.squeeze(-1)) for noise in noises], -1)  # (D, K)
+        self._line(noises, sd)
+        self._proposal(noises, sd, generator, proposal_threshold)
         # the target's marginal from the same draws (all noise redrawn): the feature map and the IT score
         everyone = torch.ones(1, len(noises), dtype=torch.bool, device=self.fresh.device)
         marginal = MixtureMarginal(self._target_location(self.fresh.unsqueeze(1))[:, 0], self.target_noise,
@@ -184,7 +185,7 @@ class MonteCarloGame:
         self.lo, self.hi = feature_map.thresholds(marginal, self.observed.expand(self.abducted.shape[0], -1))
         self.score = it_score(marginal, self.lo, self.hi)  # (D, 1)
 
-    def _line(self, noises: list) -> None:
+    def _line(self, noises: list, sd: torch.Tensor) -> None:
         """Direction ``v (D, K)`` and half-lengths ``L (D, M)`` of the line component of the proposal.
 
         ``v_j = sigma_j^2 g_j / |sigma g|`` over the Gaussian-noise ancestors (zero elsewhere), with ``g`` the
@@ -196,7 +197,6 @@ class MonteCarloGame:
         draws, players = self.abducted.shape
         gaussian = torch.tensor([isinstance(noise, GaussianNoise) for noise in noises[:-1]] + [False],
                                 device=self.abducted.device)
-        sd = torch.stack([torch.sqrt(noise.variance.squeeze(-1)) for noise in noises], -1)  # (D, K)
         with torch.enable_grad():
             zero = torch.zeros(draws, 1, 1, players, dtype=self.abducted.dtype, device=self.abducted.device,
                                requires_grad=True)
@@ -216,7 +216,7 @@ class MonteCarloGame:
         steps = torch.linspace(0.0, 1.0, _LINE_RANGES, dtype=sd.dtype, device=sd.device)
         self.line_half_length = shortest.unsqueeze(-1) * stretch.unsqueeze(-1) ** steps  # (D, M)
 
-    def _proposal(self, noises: list, generator: torch.Generator, threshold: float) -> None:
+    def _proposal(self, noises: list, sd: torch.Tensor, generator: torch.Generator, threshold: float) -> None:
         """Draw the fresh noise ``(D, S, K)`` from ``q`` and keep the per-node log densities of ``p`` and ``q_node``.
 
         ``q_node``: for a node whose abducted noise ``n`` is beyond ``threshold`` standard deviations, half the
@@ -225,7 +225,6 @@ class MonteCarloGame:
         ``q_line``: ``z ~ p`` moved by ``u v``, ``u ~ U(-L, L)``. The target's own noise is integrated exactly.
         """
         base = torch.stack([sample_noise(noise, self.num_samples, generator) for noise in noises], -1)
-        sd = torch.stack([torch.sqrt(noise.variance.squeeze(-1)) for noise in noises], -1)  # (D, K)
         reach = self.abducted.abs().unsqueeze(1)  # (D, 1, K)
         unusual = reach > threshold * sd.unsqueeze(1)
         unusual[..., -1] = False
