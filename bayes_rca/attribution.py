@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable
 from typing import Literal
 
@@ -11,7 +12,7 @@ import torch
 
 from bayes_rca.counterfactual import LinearGaussianGame, MonteCarloGame, Players
 from bayes_rca.data import validate_outliers
-from bayes_rca.errors import BayesRCAError
+from bayes_rca.errors import BayesRCAError, BayesRCAWarning
 from bayes_rca.graph import blameable_nodes, topological_order
 from bayes_rca.results import AttributionResult
 from bayes_rca.scm import BayesianSCM
@@ -28,6 +29,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise BayesRCAError(f"device {str(device)!r} requested, but torch finds no CUDA device here; use 'cpu'")
     return resolved
+
+
+def _warn_if_alone(players: list[Hashable], target: Hashable) -> None:
+    """Warn when the target has no ancestors: it is the only node that can be blamed."""
+    if players == [target]:
+        warnings.warn(f"target {target!r} has no ancestors in the causal graph: only itself can be blamed, and it "
+                      "gets the whole outlier score", BayesRCAWarning, stacklevel=3)
 
 
 def _shapley(game, num_players: int, max_exact_players: int, num_permutations: int, tolerance: float | None,
@@ -82,6 +90,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     Returns
     -------
     AttributionResult
+        ``settings["converged"]`` is False when some node's posterior fit failed its convergence checks.
     """
     if not model.nodes_:
         raise RuntimeError("the model is not fitted yet; call model.fit(data) first")
@@ -89,6 +98,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         raise BayesRCAError(f"unknown estimator {estimator!r}; use 'auto', 'analytic' or 'monte_carlo'")
     nodes = topological_order(model.graph)
     players = blameable_nodes(model.graph, target)
+    _warn_if_alone(players, target)
     frame = validate_outliers(outliers, players)
     device = resolve_device(device)
     tau = get_feature_map(feature_map)
@@ -132,6 +142,5 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         settings={"feature_map": tau.name, "estimator": "analytic" if use_analytic else "monte_carlo",
                   "shapley": "exact" if len(players) <= max_exact_players else "permutation",
                   "num_samples": num_samples, "num_permutations": num_permutations, "tolerance": tolerance,
-                  "seed": seed,
-                  "device": str(device)},
+                  "seed": seed, "device": str(device), "converged": model.converged_},
     )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from rich.console import Console
 
-from bayes_rca.errors import BayesRCAError, DataError, GraphError
+from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, GraphError
 from bayes_rca.mechanisms import FAMILIES
 from bayes_rca.scm import INFERENCE_CHOICES
 from bayes_rca.scores import FEATURE_MAPS
@@ -22,12 +22,18 @@ if TYPE_CHECKING:
 
 
 def _read_csv(path: str, index_col: str | None) -> pd.DataFrame:
+    """Read a CSV file; duplicate column names are an error (pandas would silently rename them ``B.1``)."""
     try:
-        return pd.read_csv(path, index_col=index_col)
+        frame = pd.read_csv(path, index_col=index_col)
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
     except FileNotFoundError:
         raise DataError(f"data file {path} does not exist") from None
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"cannot read CSV file {path}: {error}") from None
+    duplicated = header[header.duplicated() & (header != "")].unique().tolist()
+    if duplicated:
+        raise DataError(f"CSV file {path} has duplicate column names: {', '.join(map(repr, duplicated))}")
+    return frame
 
 
 def _overrides(pairs: list[str], known_only: bool = True) -> dict[str, str]:
@@ -58,7 +64,7 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
 
 
 def _attribute(args: argparse.Namespace, console: Console) -> None:
-    from bayes_rca.attribution import attribute_outliers
+    from bayes_rca.attribution import attribute_outliers, resolve_device
     from bayes_rca.data import validate_outliers, validate_training_data
     from bayes_rca.graph import blameable_nodes
     from bayes_rca.graph_io import read_graph
@@ -66,6 +72,7 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
     from bayes_rca.scm import BayesianSCM
     from bayes_rca.tracking import log_attribution
 
+    resolve_device(args.device)
     graph = read_graph(args.graph, args.graph_format, dependencies=args.dependencies)
     data = _read_csv(args.data, args.index_col)
     outliers = _read_csv(args.outliers, args.index_col)
@@ -214,16 +221,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Print a warning as one line on stderr, without the source location."""
+    kind = "" if issubclass(category, BayesRCAWarning) else f" ({category.__name__})"
+    print(f"bayes-rca: warning{kind}: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``bayes-rca``; bad input prints one clear line and exits with status 2."""
+    """Run ``bayes-rca``; bad input prints one clear line and exits with status 2, warnings print one line each."""
     args = build_parser().parse_args(argv)
     console = Console()
-    warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
-    try:
-        status = args.run(args, console)
-    except BayesRCAError as error:
-        print(f"bayes-rca: error: {error}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
+        warnings.showwarning = _show_warning
+        try:
+            status = args.run(args, console)
+        except BayesRCAError as error:
+            print(f"bayes-rca: error: {error}", file=sys.stderr)
+            return 2
     return status or 0
 
 

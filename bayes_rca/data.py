@@ -54,10 +54,10 @@ def validate_training_data(graph: nx.DiGraph, data: pd.DataFrame) -> pd.DataFram
         Duplicate, missing, non-numeric or all-NaN columns, or fewer than two rows.
     """
     frame = _check_frame(data, "training data")
+    if len(frame) < 2:  # before the columns: a CSV with a header only has columns of dtype object
+        raise DataError(f"training data needs at least 2 rows, got {len(frame)}")
     nodes = list(graph.nodes)
     _check_columns(frame, nodes, "training data")
-    if len(frame) < 2:
-        raise DataError(f"training data needs at least 2 rows, got {len(frame)}")
     values = frame[nodes].astype(np.float64)
     infinite = [node for node in nodes if np.isinf(values[node].to_numpy()).any()]
     if infinite:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from bayes_rca.attribution import attribute_outliers
+from bayes_rca.attribution import attribute_outliers, resolve_device
 from bayes_rca.graph import ancestors_of
 from bayes_rca.report import print_attribution, write_attribution
 from bayes_rca.scm import BayesianSCM
@@ -41,6 +41,7 @@ def run_demo(seed: int = 0, num_rows: int = 1000, shift: float = 5.0, num_draws:
     dict
         The metrics of the run (also logged).
     """
+    resolve_device(device)  # a missing CUDA device fails before the fit, not after it
     console = console or Console()
     system = microservice_system(seed)
     rng = np.random.default_rng(seed)

@@ -1,10 +1,20 @@
-"""Convergence diagnostics of posterior draws (via arviz)."""
+"""Convergence diagnostics of posterior draws (via arviz) and the test of whether a node's fit converged."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
 
 import arviz as az
 import numpy as np
 import torch
+
+MAX_RHAT = 1.01
+"""Largest acceptable split R-hat (Vehtari et al. 2021)."""
+MAX_ELBO_PROGRESS = 0.01
+"""Largest acceptable share of the SVI loss's whole fall that happens in the last tenth of the steps ..."""
+MAX_ELBO_PROGRESS_Z = 2.0
+"""... unless that fall is within this many standard errors of the steps' noise."""
 
 
 def max_rhat(params: dict[str, torch.Tensor], num_chains: int) -> float:
@@ -12,3 +22,29 @@ def max_rhat(params: dict[str, torch.Tensor], num_chains: int) -> float:
     posterior = {name: value.reshape(num_chains, -1, *value.shape[1:]).cpu().numpy() for name, value in params.items()}
     rhat = az.rhat(az.from_dict(posterior=posterior))
     return float(np.nanmax([float(np.nanmax(rhat[name].values)) for name in rhat.data_vars]))
+
+
+def convergence_problems(diagnostics: Mapping[str, float]) -> list[str]:
+    """What in a node fit's diagnostics says that it has not converged, with the figures; empty if nothing.
+
+    Parameters
+    ----------
+    diagnostics : mapping
+        :attr:`PosteriorFit.diagnostics`: ``divergences`` and ``max_rhat`` (NUTS), ``final_elbo``,
+        ``elbo_progress`` and ``elbo_progress_z`` (SVI); conjugate fits have none.
+    """
+    problems = []
+    divergences = diagnostics.get("divergences", 0.0)
+    if divergences > 0:
+        problems.append(f"{divergences:g} divergent NUTS transition(s)")
+    rhat = diagnostics.get("max_rhat")
+    if rhat is not None and not rhat <= MAX_RHAT:
+        problems.append(f"R-hat {rhat:.3f} > {MAX_RHAT}")
+    elbo = diagnostics.get("final_elbo")
+    if elbo is not None:
+        progress, z = diagnostics.get("elbo_progress", math.nan), diagnostics.get("elbo_progress_z", math.nan)
+        if not (math.isfinite(elbo) and (progress <= MAX_ELBO_PROGRESS or z <= MAX_ELBO_PROGRESS_Z)):
+            problems.append(f"SVI unconverged: final ELBO {elbo:.4g}, and the loss still fell by {progress:.1%} of "
+                            f"its whole fall in the last tenth of the steps ({z:.1f} noise standard errors; at most "
+                            f"{MAX_ELBO_PROGRESS:.0%} or {MAX_ELBO_PROGRESS_Z:g} expected)")
+    return problems

@@ -29,3 +29,7 @@ class VerificationError(BayesRCAError):
 
 class ConfigError(BayesRCAError):
     """An experiment configuration is malformed: unknown key, wrong type, unreadable file."""
+
+
+class BayesRCAWarning(UserWarning):
+    """Input that is used, but deserves attention: a constant column, an unconverged fit, a lone target."""

@@ -8,6 +8,7 @@ index: draw ``d`` of the model is draw ``d`` of every node, a draw from the join
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from collections.abc import Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -29,7 +30,8 @@ from bayes_rca.assignment import (
     propose_candidates,
 )
 from bayes_rca.data import validate_training_data
-from bayes_rca.errors import MechanismError
+from bayes_rca.diagnostics import convergence_problems
+from bayes_rca.errors import BayesRCAWarning, MechanismError
 from bayes_rca.graph import check_node, parents_of, topological_order, validate_graph
 from bayes_rca.inference import InferenceOptions, PosteriorFit, fit_posterior
 from bayes_rca.mechanisms import Mechanism, make_mechanism
@@ -149,6 +151,30 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     return node, report
 
 
+def _warn_about_columns(graph: nx.DiGraph, data: pd.DataFrame, values: pd.DataFrame) -> None:
+    """Warn about columns that are used but constant, and columns that are not graph nodes (ignored)."""
+    constant = [node for node in values.columns if values[node].nunique() == 1]
+    if constant:
+        warnings.warn(f"training data column(s) {', '.join(map(repr, constant))} are constant: modelled with a "
+                      "small noise scale from the prior, so any other value there gets a large contribution",
+                      BayesRCAWarning, stacklevel=3)
+    unused = [column for column in data.columns if column not in graph]
+    if unused:
+        warnings.warn(f"training data column(s) {', '.join(map(repr, unused))} are not graph nodes: ignored",
+                      BayesRCAWarning, stacklevel=3)
+
+
+def _check_converged(report: _NodeReport) -> bool:
+    """Whether a node's fit converged; if not, warn with the diagnostics' figures."""
+    problems = convergence_problems(report.diagnostics)
+    if problems:
+        warnings.warn(f"node {report.node!r} ({report.family}, {report.method}) may not have converged: "
+                      f"{'; '.join(problems)}. Its contributions are unreliable (fit_report_.converged is False); "
+                      "give the fit more steps (InferenceOptions.svi_steps, warmup_steps) or more chains",
+                      BayesRCAWarning, stacklevel=3)
+    return not problems
+
+
 class BayesianSCM:
     """A structural causal model whose mechanisms are Bayesian models in Pyro.
 
@@ -213,27 +239,37 @@ class BayesianSCM:
     def fit(self, data: pd.DataFrame) -> BayesianSCM:
         """Fit every node's mechanism to normal-operation ``data`` (one column per node).
 
-        Rows with a missing value in a node or its parents are left out of that node's fit only.
+        Rows with a missing value in a node or its parents are left out of that node's fit only. Constant
+        columns, columns that are not graph nodes and fits that did not converge are reported as
+        :class:`~bayes_rca.errors.BayesRCAWarning`; the last also in ``fit_report_.converged`` and
+        :attr:`converged_`.
         """
-        tasks = self._tasks(validate_training_data(self.graph, data))
-        bar = tqdm(total=len(tasks), desc="fitting mechanisms", unit="node", disable=not self.progress)
-        if self.n_jobs > 1 and len(tasks) > 1:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(self.n_jobs, mp_context=context) as pool:
-                results = []
-                for result in pool.map(_fit_node, tasks):
-                    results.append(result)
-                    bar.update()
-        else:
+        values = validate_training_data(self.graph, data)
+        _warn_about_columns(self.graph, data, values)
+        tasks = self._tasks(values)
+        # the bar is closed (its line ended) on errors too, so that an error message starts its own line
+        with tqdm(total=len(tasks), desc="fitting mechanisms", unit="node", disable=not self.progress) as bar:
             results = []
-            for task in tasks:
-                bar.set_postfix_str(str(task.name))
-                results.append(_fit_node(task))
-                bar.update()
-        bar.close()
+            if self.n_jobs > 1 and len(tasks) > 1:
+                context = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(self.n_jobs, mp_context=context) as pool:
+                    for result in pool.map(_fit_node, tasks):
+                        results.append(result)
+                        bar.update()
+            else:
+                for task in tasks:
+                    bar.set_postfix_str(str(task.name))
+                    results.append(_fit_node(task))
+                    bar.update()
         self.nodes_ = {node.name: node for node, _ in results}
         self.fit_report_ = pd.DataFrame([vars(report) for _, report in results]).set_index("node")
+        self.fit_report_["converged"] = [_check_converged(report) for _, report in results]
         return self
+
+    @property
+    def converged_(self) -> bool:
+        """Whether every node's posterior fit passed its convergence checks (a model built by hand: True)."""
+        return self.fit_report_ is None or bool(self.fit_report_["converged"].all())
 
     def _check_fitted(self) -> None:
         if not self.nodes_:

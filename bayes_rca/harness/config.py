@@ -115,6 +115,14 @@ def _describe(hint: Any) -> str:
     return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error on one line: where (line, column) and what."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        what = ", ".join(part for part in (error.context, error.problem) if part)
+        return f"line {error.problem_mark.line + 1}, column {error.problem_mark.column + 1}: {what}"
+    return " ".join(str(error).split())
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["a.b=1", "c=[x, y]"]`` -> ``{"a.b": 1, "c": ["x", "y"]}``, values parsed as YAML."""
     parsed = {}
@@ -125,7 +133,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         try:
             parsed[key.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as error:
-            raise ConfigError(f"override {item!r}: cannot parse the value: {error}") from None
+            raise ConfigError(f"override {item!r}: cannot parse the value: {_yaml_problem(error)}") from None
     return parsed
 
 
@@ -149,7 +157,7 @@ def load_raw(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: malformed YAML: {error}") from None
+        raise ConfigError(f"{path}: malformed YAML: {_yaml_problem(error)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a YAML mapping")
     data.setdefault("name", path.stem)

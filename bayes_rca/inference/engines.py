@@ -6,6 +6,7 @@ dict of tensors with a leading ``chains * draws`` dimension, plus diagnostics.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -66,11 +67,23 @@ def fit_svi(mechanism: Mechanism, parents: torch.Tensor, value: torch.Tensor, nu
     with torch.no_grad():
         draws = [guide(parents, value) for _ in range(num_draws)]
     pyro.clear_param_store()
-    tail = losses[-max(options.svi_steps // 10, 1):]
-    head = losses[-2 * max(options.svi_steps // 10, 1):-max(options.svi_steps // 10, 1)]
-    diagnostics = {"final_elbo": float(-tail.mean()),
-                   "elbo_relative_change": float(abs(head.mean() - tail.mean()) / (abs(tail.mean()) + 1.0))}
-    return PosteriorFit(_stack(draws), "svi", 1, diagnostics)
+    return PosteriorFit(_stack(draws), "svi", 1, _elbo_trend(losses))
+
+
+def _elbo_trend(losses: np.ndarray) -> dict[str, float]:
+    """The final ELBO and how much the loss still fell between the last two tenths of the steps.
+
+    ``elbo_progress`` is that fall as a share of the whole fall since the first tenth (plus one nat), and
+    ``elbo_progress_z`` the fall in standard errors of the steps' noise (infinite for windows of one step).
+    """
+    window = max(len(losses) // 10, 1)
+    start, head, tail = losses[:window], losses[-2 * window:-window], losses[-window:]
+    fall = float(head.mean() - tail.mean())
+    noise = math.sqrt((head.var() + tail.var()) / window)
+    return {"final_elbo": float(-tail.mean()),
+            "elbo_relative_change": abs(fall) / (abs(float(tail.mean())) + 1.0),
+            "elbo_progress": fall / (max(float(start.mean() - tail.mean()), 0.0) + 1.0),
+            "elbo_progress_z": fall / noise if noise > 0 else math.copysign(math.inf, fall)}
 
 
 def fit_nuts(mechanism: Mechanism, parents: torch.Tensor, value: torch.Tensor, num_draws: int, num_chains: int,
