@@ -47,6 +47,14 @@ def _overrides(pairs: list[str], known_only: bool = True) -> dict[str, str]:
     return overrides
 
 
+def _add_graph_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--graph", required=required, default=None,
+                        help="graph file: CSV adjacency or edge list, GraphML, DOT")
+    parser.add_argument("--graph-format", default="auto", choices=["auto", "adjacency", "edgelist", "graphml", "dot"])
+    parser.add_argument("--dependencies", action="store_true",
+                        help="the graph is a service call graph (caller -> callee): reverse it")
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inference", choices=INFERENCE_CHOICES, default="auto",
                         help="posterior inference: exact conjugate where possible (auto), svi or nuts")
@@ -170,10 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     attribute = commands.add_parser("attribute", help="attribute outliers in your own data")
-    attribute.add_argument("--graph", required=True, help="graph file: CSV adjacency or edge list, GraphML, DOT")
-    attribute.add_argument("--graph-format", default="auto", choices=["auto", "adjacency", "edgelist", "graphml", "dot"])
-    attribute.add_argument("--dependencies", action="store_true",
-                           help="the graph is a service call graph (caller -> callee): reverse it")
+    _add_graph_options(attribute, required=True)
     attribute.add_argument("--data", required=True, help="CSV of normal operation, one column per node")
     attribute.add_argument("--outliers", required=True, help="CSV of the outlier row(s), same columns")
     attribute.add_argument("--index-col", default=None, help="column of both CSVs to use as row labels")
@@ -192,10 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="before fitting: what could go wrong and which nodes can be blamed")
     check.add_argument("config", nargs="?", default=None, help="an experiment config to check (or give --graph)")
-    check.add_argument("--graph", default=None, help="graph file: CSV adjacency or edge list, GraphML, DOT")
-    check.add_argument("--graph-format", default="auto", choices=["auto", "adjacency", "edgelist", "graphml", "dot"])
-    check.add_argument("--dependencies", action="store_true",
-                       help="the graph is a service call graph (caller -> callee): reverse it")
+    _add_graph_options(check, required=False)
     check.add_argument("--data", default=None, help="CSV of normal operation (without it: graph checks only)")
     check.add_argument("--index-col", default=None, help="column of the CSV to use as row labels")
     check.add_argument("--target", action="append", default=[], help="target node (repeatable; default: sinks)")
