@@ -211,20 +211,11 @@ def _mechanisms(graph: nx.DiGraph, overrides: dict[Hashable, str | Mechanism], d
 
 def _mechanism_findings(node: Hashable, parents: list[Hashable], mechanism: Mechanism,
                         available: int | None) -> list[Finding]:
-    subject, parameters, needed = str(node), mechanism.num_parameters(len(parents)), mechanism.min_rows(len(parents))
-    if not parents and not mechanism.accepts_roots:
-        return [Finding("error", subject, f"node {node!r} is a root node, but the {mechanism.name} mechanism "
-                                          "needs parents")]
-    if parents and not mechanism.accepts_parents:
-        return [Finding("error", subject, f"node {node!r} has parents {parents}, but the {mechanism.name} "
-                                          "mechanism is for root nodes")]
-    if available is None:
-        return []
-    if available < needed:
-        return [Finding("error", subject, f"node {node!r} has {available} usable training rows (node and parents "
-                                          f"observed), but the {mechanism.name} mechanism has {parameters} "
-                                          f"parameters and needs at least {needed} rows")]
-    if available < ROWS_PER_PARAMETER * parameters:
+    subject, parameters = str(node), mechanism.num_parameters(len(parents))
+    reason = mechanism.unfit_reason(node, parents, available)
+    if reason:
+        return [Finding("error", subject, reason)]
+    if available is not None and available < ROWS_PER_PARAMETER * parameters:
         return [Finding("warning", subject, f"node {node!r} has {available} usable training rows for the "
                                             f"{parameters} parameters of the {mechanism.name} mechanism (fewer than "
                                             f"{ROWS_PER_PARAMETER} per parameter): a wide posterior")]

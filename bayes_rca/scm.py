@@ -76,18 +76,10 @@ def _method_for(inference: str, mechanism: Mechanism, node: Hashable) -> str:
 
 def _checked_mechanism(spec: str | Mechanism, task: _NodeTask) -> Mechanism:
     mechanism = make_mechanism(spec, task.name)
-    num_parents, rows = len(task.parents), len(task.values)
-    if num_parents == 0 and not mechanism.accepts_roots:
-        raise MechanismError(f"node {task.name!r} is a root node, but the {mechanism.name} mechanism needs parents")
-    if num_parents and not mechanism.accepts_parents:
-        raise MechanismError(f"node {task.name!r} has parents {list(task.parents)}, but the {mechanism.name} "
-                             "mechanism is for root nodes")
-    needed = mechanism.min_rows(num_parents)
-    if rows < needed:
-        raise MechanismError(f"node {task.name!r} has {rows} usable training rows (node and parents observed), "
-                             f"but the {mechanism.name} mechanism has {mechanism.num_parameters(num_parents)} "
-                             f"parameters and needs at least {needed} rows")
-    mechanism.setup(num_parents, task.seed)
+    reason = mechanism.unfit_reason(task.name, list(task.parents), len(task.values))
+    if reason:
+        raise MechanismError(reason)
+    mechanism.setup(len(task.parents), task.seed)
     return mechanism
 
 

@@ -15,6 +15,7 @@ counterfactual simulation uses the very same ``location`` and ``noise``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from typing import ClassVar
 
 import pyro
@@ -70,6 +71,21 @@ class Mechanism(ABC):
     def min_rows(self, num_parents: int) -> int:
         """Fewest usable training rows a fit accepts: ``max(2, parameters)``."""
         return max(2, self.num_parameters(num_parents))
+
+    def unfit_reason(self, node: Hashable, parents: list[Hashable], rows: int | None) -> str | None:
+        """Why this mechanism cannot be fitted to ``node`` with ``parents`` on ``rows`` usable rows, or None.
+
+        ``rows=None`` checks the graph only (root or not).
+        """
+        if not parents and not self.accepts_roots:
+            return f"node {node!r} is a root node, but the {self.name} mechanism needs parents"
+        if parents and not self.accepts_parents:
+            return f"node {node!r} has parents {parents}, but the {self.name} mechanism is for root nodes"
+        if rows is not None and rows < self.min_rows(len(parents)):
+            return (f"node {node!r} has {rows} usable training rows (node and parents observed), but the "
+                    f"{self.name} mechanism has {self.num_parameters(len(parents))} parameters and needs at least "
+                    f"{self.min_rows(len(parents))} rows")
+        return None
 
     def model(self, parents: torch.Tensor, value: torch.Tensor | None = None) -> None:
         """The Pyro model of the node given its (standardised) parents, observing ``value`` when given."""
