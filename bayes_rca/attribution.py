@@ -10,10 +10,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bayes_rca.counterfactual import LinearGaussianGame, MonteCarloGame, Players
+from bayes_rca.counterfactual import (
+    CappedGame,
+    LinearGaussianGame,
+    MonteCarloGame,
+    Players,
+)
 from bayes_rca.data import validate_outliers
-from bayes_rca.errors import BayesRCAError, BayesRCAWarning
+from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError
 from bayes_rca.graph import blameable_nodes, topological_order
+from bayes_rca.latent import abduct_with_missing
+from bayes_rca.node import FittedNode
 from bayes_rca.results import AttributionResult
 from bayes_rca.scm import BayesianSCM
 from bayes_rca.scores import FeatureMap, get_feature_map
@@ -21,6 +28,7 @@ from bayes_rca.shapley import ShapleyEstimate, exact_shapley, permutation_shaple
 from bayes_rca.verification import verify_attribution
 
 Estimator = Literal["auto", "analytic", "monte_carlo"]
+Game = LinearGaussianGame | MonteCarloGame | CappedGame
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -46,10 +54,25 @@ def _shapley(game, num_players: int, max_exact_players: int, num_permutations: i
                                tolerance, max_permutations)
 
 
+def _check_latent_possible(fitted: list[FittedNode], missing: dict[Hashable, list[Hashable]]) -> None:
+    """Missing values are inferred exactly only for linear-Gaussian players; say which node stands in the way."""
+    others = {node.name: node.mechanism.name for node in fitted if not node.mechanism.linear_gaussian}
+    if others:
+        label, nodes = next(iter(missing.items()))
+        raise DataError(f"outlier row {label!r} has a missing value in column {nodes[0]!r}; missing values are "
+                        "inferred only when the target and its ancestors all have linear-Gaussian mechanisms, "
+                        f"not so for {others}: impute the value or fit those nodes as linear_gaussian")
+
+
+def _capped(game: LinearGaussianGame | MonteCarloGame, max_nats: float | None) -> Game:
+    return game if max_nats is None else CappedGame(game, max_nats)
+
+
 def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFrame | pd.Series,
                        feature_map: str | FeatureMap = "median_cdf_quantile", estimator: Estimator = "auto",
                        num_samples: int = 2000, max_exact_players: int = 12, num_permutations: int = 1000,
-                       tolerance: float | None = None, max_permutations: int = 100_000,
+                       tolerance: float | None = None, max_permutations: int = 100_000, max_nats: float | None = None,
+                       num_latent_samples: int = 20,
                        device: str | torch.device = "cpu", seed: int = 0, verify: bool = True) -> AttributionResult:
     """Attribute outliers at ``target`` to its ancestors and itself, with a posterior over contributions.
 
@@ -64,7 +87,9 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     target : hashable
         The node where the outliers are observed.
     outliers : pandas.DataFrame or pandas.Series
-        The outlier rows (one Series = one row); columns for the target and its ancestors are needed.
+        The outlier rows (one Series = one row); columns for the target and its ancestors are needed. A missing
+        value (NaN) of an ancestor is a latent variable, inferred jointly with the noise per posterior draw
+        (:mod:`bayes_rca.latent`; linear-Gaussian mechanisms only); its uncertainty widens the intervals.
     feature_map : {"median_cdf_quantile", "zscore"} or FeatureMap
         The feature map ``tau`` of the IT score (DoWhy's default is the median-CDF quantile score).
     estimator : {"auto", "analytic", "monte_carlo"}
@@ -80,6 +105,13 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         Carlo standard error is at most ``tolerance`` nats (or ``max_permutations`` is reached).
     max_permutations : int
         Cap on the permutations drawn with ``tolerance``.
+    max_nats : float, optional
+        Cap every ``g(S)`` and the IT score at this many nats (tail probabilities floored at ``e^-max_nats``;
+        see :class:`~bayes_rca.counterfactual.CappedGame`). None (default): exact values however far out.
+        Useful where nodes barely vary in normal data but move far in the outlier.
+    num_latent_samples : int
+        Noise samples per posterior draw where a row has missing values (the draws of the result are then
+        posterior draws x samples).
     device : str or torch.device
         Where the tensors live (``"cpu"``, ``"cuda"``).
     seed : int
@@ -96,23 +128,32 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         raise RuntimeError("the model is not fitted yet; call model.fit(data) first")
     if estimator not in ("auto", "analytic", "monte_carlo"):
         raise BayesRCAError(f"unknown estimator {estimator!r}; use 'auto', 'analytic' or 'monte_carlo'")
+    if max_nats is not None and not max_nats > 0:
+        raise BayesRCAError(f"max_nats must be positive, got {max_nats!r}")
     nodes = topological_order(model.graph)
     players = blameable_nodes(model.graph, target)
     _warn_if_alone(players, target)
-    frame = validate_outliers(outliers, players)
+    frame = validate_outliers(outliers, players, missing_allowed=players[:-1])
     device = resolve_device(device)
     tau = get_feature_map(feature_map)
     generator = torch.Generator(device).manual_seed(seed)
     fitted = [model.nodes_[name].to(device) for name in players]
     values = torch.tensor(frame.to_numpy(), dtype=torch.float64, device=device)
-    abducted = Players.abduct(fitted, values)
+    missing = {label: frame.columns[frame.loc[label].isna()].tolist() for label in frame.index
+               if frame.loc[label].isna().any()}
+    if missing:
+        _check_latent_possible(fitted, missing)
+        abducted = abduct_with_missing(fitted, values, num_latent_samples, generator)
+        fitted = abducted.nodes
+    else:
+        abducted = Players.abduct(fitted, values)
     analytic = all(node.mechanism.linear_gaussian for node in fitted)
     if estimator == "analytic" and not analytic:
         families = {node.name: node.mechanism.name for node in fitted if not node.mechanism.linear_gaussian}
         raise BayesRCAError(f"the analytic estimator needs linear-Gaussian mechanisms; not so for {families}")
     use_analytic = analytic and estimator != "monte_carlo"
     if use_analytic:
-        game = LinearGaussianGame(abducted, tau)
+        game = _capped(LinearGaussianGame(abducted, tau), max_nats)
         shapley = _shapley(game, len(players), max_exact_players, num_permutations, tolerance, max_permutations,
                            generator, device)
         contributions, errors, scores = shapley.values, shapley.standard_error, game.score
@@ -120,7 +161,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         results = []
         for row in range(values.shape[0]):
             one = Players(fitted, values[row:row + 1], abducted.noise[:, row:row + 1])
-            game = MonteCarloGame(one, tau, num_samples, generator)
+            game = _capped(MonteCarloGame(one, tau, num_samples, generator), max_nats)
             results.append((_shapley(game, len(players), max_exact_players, num_permutations, tolerance,
                                      max_permutations, generator, device), game.score))
         contributions = torch.cat([r.values for r, _ in results], 1)
@@ -142,5 +183,6 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         settings={"feature_map": tau.name, "estimator": "analytic" if use_analytic else "monte_carlo",
                   "shapley": "exact" if len(players) <= max_exact_players else "permutation",
                   "num_samples": num_samples, "num_permutations": num_permutations, "tolerance": tolerance,
-                  "seed": seed, "device": str(device), "converged": model.converged_},
+                  "seed": seed, "device": str(device), "converged": model.converged_, "max_nats": max_nats,
+                  "missing": missing, "latent_samples": num_latent_samples if missing else 0},
     )

@@ -7,6 +7,7 @@ each target (the target and its ancestors; every other node always gets a contri
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,8 +26,8 @@ from bayes_rca.graph import (
     topological_order,
     validate_graph,
 )
-from bayes_rca.harness.benchmarks import FAMILY_NODES
 from bayes_rca.harness.config import expand_cells, load_config
+from bayes_rca.harness.loading import REAL_FAMILIES, benchmark_problem
 from bayes_rca.harness.methods import make_method
 from bayes_rca.mechanisms import Mechanism, make_mechanism
 
@@ -244,12 +245,13 @@ def check_config(path: str | Path) -> CheckReport:
     findings = [Finding("info", "cells", f"{len(cells)} cells: {points} sweep point(s) x {len(config.methods)} "
                                          "method(s)")]
     findings += [_method_finding(name, options or {}) for name, options in config.methods.items()]
-    for family in sorted({cell["benchmark"]["family"] for cell in cells}):
-        if family in FAMILY_NODES:
-            findings.append(Finding("info", "benchmark", f"benchmark family {family!r}"))
-        else:
-            findings.append(Finding("error", "benchmark", f"unknown benchmark family {family!r}; known: "
-                                                          f"{', '.join(FAMILY_NODES)}"))
+    benchmarks = {json.dumps(cell["benchmark"], sort_keys=True): cell["benchmark"] for cell in cells}
+    for bench in benchmarks.values():
+        problem = benchmark_problem(bench)
+        label = bench["family"] if bench["family"] not in REAL_FAMILIES else \
+            f"{bench['family']} {bench['scenario']}/{bench['split']} {bench['metric']} {bench['statistic']}"
+        findings.append(Finding("error", "benchmark", problem) if problem else
+                        Finding("info", "benchmark", f"benchmark {label!r}"))
     return CheckReport(findings)
 
 

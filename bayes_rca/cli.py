@@ -9,15 +9,20 @@ import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, GraphError
 from bayes_rca.mechanisms import FAMILIES
-from bayes_rca.scm import INFERENCE_CHOICES
+from bayes_rca.scm import INFERENCE_CHOICES, BayesianSCM
 from bayes_rca.scores import FEATURE_MAPS
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
+    import networkx as nx
+
     from bayes_rca.check import CheckReport
 
 
@@ -71,25 +76,178 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
              device=args.device, output=args.output, track=not args.no_track, console=console)
 
 
+def _read_metric_csv(path: str, index_col: str | None) -> pd.DataFrame:
+    """Read a CSV file with three header rows (service, metric, statistic); its first column is the row index."""
+    try:
+        frame = pd.read_csv(path, header=[0, 1, 2], index_col=0)
+        header = pd.read_csv(path, header=None, nrows=3, dtype=str, keep_default_na=False).iloc[:, 1:]
+    except FileNotFoundError:
+        raise DataError(f"data file {path} does not exist") from None
+    except (ValueError, IndexError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read CSV file {path} with three header rows (service, metric, statistic): "
+                        f"{error}") from None
+    columns = pd.Series(list(zip(*header.to_numpy())))
+    duplicated = columns[columns.duplicated()].unique().tolist()
+    if duplicated:
+        raise DataError(f"CSV file {path} has duplicate columns: {', '.join('/'.join(c) for c in duplicated)}")
+    if index_col is not None and index_col != frame.index.name:
+        raise DataError(f"--index-col {index_col!r}: with --metric the first column of {path} is the row index, "
+                        f"and it is called {frame.index.name!r}")
+    return frame
+
+
+def _read_table(path: str, args: argparse.Namespace) -> pd.DataFrame:
+    """A plain CSV (one header row), or with ``--metric`` one metric and statistic of a three-header-row CSV."""
+    from bayes_rca.tables import DEFAULT_STATISTIC, select_metric
+
+    if args.metric is None:
+        return _read_csv(path, args.index_col)
+    try:
+        return select_metric(_read_metric_csv(path, args.index_col), args.metric, args.statistic or DEFAULT_STATISTIC)
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
+
+
+def _split(text: str | None, option: str, kind: type) -> list | None:
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise BayesRCAError(f"{option} expects comma-separated values, got {text!r}")
+    try:
+        return [kind(item) for item in items]
+    except ValueError:
+        raise BayesRCAError(f"{option} expects comma-separated {kind.__name__} values, got {text!r}") from None
+
+
+def _check_attribute_args(args: argparse.Namespace) -> None:
+    """Option combinations that cannot work, before any file is read."""
+    if args.statistic is not None and args.metric is None:
+        raise BayesRCAError("--statistic goes with --metric")
+    if args.outliers is None and args.rows is None and args.timestamps is None:
+        raise BayesRCAError("give the outlier rows: --outliers FILE, or --rows/--timestamps to take them from --data")
+    if args.timestamps is not None and args.metric is None and args.index_col is None:
+        raise BayesRCAError("--timestamps needs a row index: give --index-col (with --metric the first column is "
+                            "the index)")
+
+
+def _outlier_rows(args: argparse.Namespace, data: pd.DataFrame, console: Console) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The outlier rows (``--outliers``, or ``--rows``/``--timestamps`` of it or of ``--data``) and the training data."""
+    from bayes_rca.tables import row_positions
+
+    rows, timestamps = _split(args.rows, "--rows", int), _split(args.timestamps, "--timestamps", str)
+    source = _read_table(args.outliers, args) if args.outliers is not None else data
+    if rows is None and timestamps is None:
+        return source, data
+    name = args.outliers if args.outliers is not None else args.data
+    try:
+        positions, notes = row_positions(source, rows, timestamps)
+    except DataError as error:
+        raise DataError(f"{name}: {error}") from None
+    for note in notes:
+        console.print(f"outlier: {name} {note}", markup=False, soft_wrap=True)
+    if args.outliers is not None:
+        return source.iloc[positions], data
+    keep = np.ones(len(data), dtype=bool)
+    keep[positions] = False
+    console.print(f"those {len(positions)} row(s) are left out of the training data", markup=False, soft_wrap=True)
+    return data.iloc[positions], data[keep]
+
+
+def _prepare_missing(args: argparse.Namespace, graph: nx.DiGraph, data: pd.DataFrame, outliers: pd.DataFrame,
+                     console: Console) -> tuple[nx.DiGraph, pd.DataFrame, pd.DataFrame, list]:
+    """``--missing impute|latent``: drop (marginalise) the nodes observed too rarely, impute the normal data's
+    other gaps; the outlier rows' gaps are imputed too (``impute``) or kept for the attribution to infer
+    (``latent``)."""
+    from bayes_rca.tables import prepare_observed
+
+    target = args.target
+    observed = int(data[target].notna().sum()) if target in data.columns else 0
+    if observed < args.min_observed:
+        raise DataError(f"target {target!r} has {observed} observed value(s) in the normal data, fewer than "
+                        f"--min-observed {args.min_observed}: it cannot be modelled")
+    unseen = outliers.index[outliers[target].isna()] if target in outliers.columns else outliers.index
+    if len(unseen):
+        raise DataError(f"outlier row {unseen[0]!r} has no value at the target {target!r}; an imputed value would "
+                        "not be an outlier")
+    graph, data, imputed_outliers, dropped, imputed = prepare_observed(graph, data, outliers, args.min_observed)
+    if dropped:
+        warnings.warn(f"{len(dropped)} graph node(s) have no column or fewer than {args.min_observed} observed values "
+                      "in the normal data and are marginalised out of the causal graph (their parents now point to "
+                      f"their children): {', '.join(map(str, dropped))}", BayesRCAWarning, stacklevel=2)
+    in_outliers = imputed["outliers"][imputed["outliers"] > 0]
+    where = f" ({', '.join(map(str, in_outliers.index))})" if len(in_outliers) else ""
+    if args.missing == "latent":
+        console.print(f"imputed {imputed['normal'].sum()} of {data.size} normal values with the median of the normal "
+                      f"data; {in_outliers.sum()} missing outlier value(s){where} are inferred with the noise",
+                      markup=False, soft_wrap=True)
+        return graph, data, outliers.reindex(columns=list(graph.nodes)), dropped
+    console.print(f"imputed {imputed['normal'].sum()} of {data.size} normal values and {in_outliers.sum()} of "
+                  f"{outliers.size} outlier values{where} with the median of the normal data", markup=False,
+                  soft_wrap=True)
+    return graph, data, imputed_outliers, dropped
+
+
+def _latent_or_imputed(model: BayesianSCM, target: Hashable, data: pd.DataFrame, outliers: pd.DataFrame,
+                       console: Console) -> pd.DataFrame:
+    """The outlier rows for ``--missing latent``: gaps stay latent where every player is linear-Gaussian, and
+    are imputed with the normal median otherwise (said so on the console)."""
+    from bayes_rca.graph import blameable_nodes
+
+    players = blameable_nodes(model.graph, target)
+    gaps = outliers[players].isna().any()
+    others = [node for node in players if not model.node(node).mechanism.linear_gaussian]
+    if not gaps.any() or not others:
+        return outliers
+    console.print(f"missing outlier values ({', '.join(map(str, gaps[gaps].index))}) imputed with the normal median "
+                  f"instead of inferred: inference needs linear-Gaussian mechanisms, not so for "
+                  f"{', '.join(map(str, others[:5]))}{' ...' if len(others) > 5 else ''} (try --linear)",
+                  markup=False, soft_wrap=True)
+    return outliers.fillna(data.median())
+
+
+def _has_gaps(graph: nx.DiGraph, data: pd.DataFrame, outliers: pd.DataFrame, nodes: list) -> bool:
+    """Whether a node lacks a column or all normal values, or an outlier row lacks a value: what imputing fixes."""
+    return (any(node not in data.columns or data[node].isna().all() for node in graph)
+            or any(node not in outliers.columns or outliers[node].isna().any() for node in nodes))
+
+
 def _attribute(args: argparse.Namespace, console: Console) -> None:
     from bayes_rca.attribution import attribute_outliers, resolve_device
     from bayes_rca.data import validate_outliers, validate_training_data
-    from bayes_rca.graph import blameable_nodes
+    from bayes_rca.graph import blameable_nodes, check_node
     from bayes_rca.graph_io import read_graph
     from bayes_rca.report import print_attribution, write_attribution
-    from bayes_rca.scm import BayesianSCM
     from bayes_rca.tracking import log_attribution
 
+    _check_attribute_args(args)
     resolve_device(args.device)
     graph = read_graph(args.graph, args.graph_format, dependencies=args.dependencies)
-    data = _read_csv(args.data, args.index_col)
-    outliers = _read_csv(args.outliers, args.index_col)
-    validate_training_data(graph, data)  # fail before any fitting
-    validate_outliers(outliers, blameable_nodes(graph, args.target))
+    check_node(graph, args.target, "target")
+    data = _read_table(args.data, args)
+    outliers, data = _outlier_rows(args, data, console)
+    dropped: list = []
+    if args.missing != "error":
+        graph, data, outliers, dropped = _prepare_missing(args, graph, data, outliers, console)
+    players = blameable_nodes(graph, args.target)
+    try:  # fail before any fitting
+        validate_training_data(graph, data)
+        validate_outliers(outliers, players, players[:-1] if args.missing == "latent" else ())
+    except DataError as error:
+        if args.missing == "error" and _has_gaps(graph, data, outliers, players):
+            raise DataError(f"{error} (--missing impute or latent drops nodes without data from the graph and "
+                            "imputes or infers missing values)") from None
+        raise
+    mechanisms = _overrides(args.mechanism)
+    if args.linear:
+        mechanisms = {node: "linear_gaussian" if graph.in_degree(node) else "gaussian_root" for node in graph
+                      } | mechanisms
     start = time.perf_counter()
-    model = BayesianSCM(graph, mechanisms=_overrides(args.mechanism), inference=args.inference,
+    model = BayesianSCM(graph, mechanisms=mechanisms, inference=args.inference,
                         num_draws=args.draws, num_chains=args.chains, seed=args.seed, n_jobs=args.jobs).fit(data)
     fit_seconds = time.perf_counter() - start
+    if args.missing == "latent":
+        outliers = _latent_or_imputed(model, args.target, data, outliers, console)
     start = time.perf_counter()
     result = attribute_outliers(model, args.target, outliers, feature_map=args.feature_map,
                                 estimator=args.estimator, num_samples=args.samples, device=args.device,
@@ -99,9 +257,12 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
     folder = write_attribution(result, model, args.output)
     console.print(f"fit {fit_seconds:.1f} s, attribution {attribute_seconds:.2f} s; results in {folder}/")
     if not args.no_track:
+        params = {"graph": args.graph, "data": args.data, "outliers": args.outliers, "metric": args.metric,
+                  "statistic": args.statistic, "rows": args.rows, "timestamps": args.timestamps,
+                  "missing": args.missing, "dropped_nodes": len(dropped)}
         run_id = log_attribution(result, model, folder, experiment=args.experiment,
                                  metrics={"fit_seconds": fit_seconds, "attribute_seconds": attribute_seconds},
-                                 params={"graph": args.graph, "data": args.data, "outliers": args.outliers})
+                                 params={key: value for key, value in params.items() if value is not None})
         console.print(f"logged MLflow run {run_id}")
 
 
@@ -180,11 +341,34 @@ def build_parser() -> argparse.ArgumentParser:
     attribute = commands.add_parser("attribute", help="attribute outliers in your own data")
     _add_graph_options(attribute, required=True)
     attribute.add_argument("--data", required=True, help="CSV of normal operation, one column per node")
-    attribute.add_argument("--outliers", required=True, help="CSV of the outlier row(s), same columns")
+    attribute.add_argument("--outliers", default=None,
+                           help="CSV of the outlier row(s), same columns (default: --rows/--timestamps of --data)")
     attribute.add_argument("--index-col", default=None, help="column of both CSVs to use as row labels")
+    attribute.add_argument("--metric", default=None,
+                           help="the CSVs have three header rows (service, metric, statistic) and their first column "
+                                "is the row index: use this metric, e.g. latency")
+    attribute.add_argument("--statistic", default=None, help="statistic of --metric (default Average), e.g. p50")
+    which = attribute.add_mutually_exclusive_group()
+    which.add_argument("--rows", default=None, metavar="I,J,...",
+                       help="attribute these 0-based rows of --outliers (or of --data, then left out of training)")
+    which.add_argument("--timestamps", default=None, metavar="T,U,...",
+                       help="attribute the rows at these row-index values (or the first row after each), of "
+                            "--outliers or of --data like --rows")
+    attribute.add_argument("--missing", choices=["error", "latent", "impute"], default="error",
+                           help="missing data. error (default): any gap is an error. latent: marginalise graph "
+                                "nodes with no column or fewer "
+                                "than --min-observed normal values out of the graph, fill other gaps of the normal "
+                                "data with its median, and infer the outlier rows' gaps with the noise (imputed "
+                                "like the normal data where a player is not linear-Gaussian); impute: fill the "
+                                "outlier rows' gaps with the median too")
+    attribute.add_argument("--min-observed", type=int, default=10,
+                           help="with --missing latent or impute: normal values a node needs to stay in the graph")
     attribute.add_argument("--target", required=True, help="node where the outliers are observed")
     attribute.add_argument("--mechanism", action="append", default=[], metavar="NODE=FAMILY",
                            help=f"fix a node's mechanism family ({', '.join(FAMILIES)})")
+    attribute.add_argument("--linear", action="store_true",
+                           help="every node without --mechanism is linear-Gaussian (gaussian_root for roots): exact "
+                                "posteriors and closed-form attribution, seconds even for 40 nodes")
     attribute.add_argument("--chains", type=int, default=1, help="chains (NUTS)")
     attribute.add_argument("--jobs", type=int, default=1, help="processes fitting nodes in parallel")
     attribute.add_argument("--feature-map", choices=list(FEATURE_MAPS), default="median_cdf_quantile")

@@ -1,7 +1,8 @@
 """Validation of training data and outlier rows against a causal graph.
 
 Rule for missing values in training data: each node's mechanism is fitted on the rows where the node and all
-its parents are observed (finite). Missing values in an outlier row are an error for now, naming row and column.
+its parents are observed (finite). Missing values in an outlier row are latent variables where the attribution
+can infer them (:mod:`bayes_rca.latent`) and an error naming row and column elsewhere.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ def validate_training_data(graph: nx.DiGraph, data: pd.DataFrame) -> pd.DataFram
     return values
 
 
-def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashable]) -> pd.DataFrame:
-    """Check outlier rows: every node in ``nodes`` must be present, numeric and finite.
+def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashable],
+                      missing_allowed: Sequence[Hashable] = ()) -> pd.DataFrame:
+    """Check outlier rows: every node in ``nodes`` must be present, numeric and finite (NaN allowed in
+    ``missing_allowed``).
 
     Parameters
     ----------
@@ -77,6 +80,8 @@ def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashab
         One row per outlier (a Series is one row).
     nodes : sequence
         The nodes whose values the attribution needs (the target and its ancestors).
+    missing_allowed : sequence
+        Nodes whose values may be missing (NaN); infinite values are never allowed.
 
     Raises
     ------
@@ -93,11 +98,14 @@ def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashab
                         "indexed by row label, so give each outlier its own (e.g. pd.concat(..., ignore_index=True))")
     _check_columns(frame, nodes, "outlier data")
     values = frame[list(nodes)].astype(np.float64)
-    bad = ~np.isfinite(values.to_numpy())
+    array = values.to_numpy()
+    bad = np.isinf(array) | (np.isnan(array) & ~np.isin(np.asarray(list(nodes), dtype=object),
+                                                       np.asarray(list(missing_allowed), dtype=object)))
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise DataError(
-            f"outlier row {frame.index[row]!r} has a missing or infinite value in column {nodes[col]!r}; "
-            "missing values in outlier rows are not modelled yet"
-        )
+        kind = "an infinite" if np.isinf(array[row, col]) else "a missing"
+        raise DataError(f"outlier row {frame.index[row]!r} has {kind} value in column {nodes[col]!r}" +
+                        ("" if np.isinf(array[row, col]) else
+                         "; missing values can be inferred only for nodes whose mechanisms allow it (see "
+                         "attribute_outliers), not for the target"))
     return values

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import arviz as az
 import networkx as nx
@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from bayes_rca.assignment import (
+    Candidate,
     baseline_family,
     choose_family,
     pointwise_elpd,
@@ -52,6 +53,7 @@ class _NodeTask:
     num_chains: int
     options: InferenceOptions
     seed: int
+    unseen_weight_prior: tuple[float, float] = (1.0, 0.25)
 
 
 @dataclass
@@ -99,6 +101,24 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def _unseen_parent_weights(posterior: PosteriorFit, unseen: torch.Tensor, standardizer: Standardizer,
+                           prior: tuple[float, float], seed: int) -> PosteriorFit:
+    """Weights of parents that never moved in the training rows, drawn from their prior in data units.
+
+    The data carry no information on them (the standardised column is 0 in every row), so their posterior is
+    their prior: ``weight ~ Normal(mean, sd^2)`` in data units (child units per parent unit), by default a
+    pass-through edge, ``Normal(1, 0.25^2)``. A vague zero-mean prior would instead let the counterfactual
+    flip the sign of the parent's effect, and the contributions cancel in enormous terms.
+    """
+    weight = posterior.params["weight"].clone()
+    generator = torch.Generator().manual_seed(seed)
+    mean, sd = prior
+    draws = mean + sd * torch.randn((weight.shape[0], int(unseen.sum())), generator=generator, dtype=weight.dtype)
+    scale = standardizer.parent_scale[unseen].to(weight) / standardizer.scale
+    weight[:, unseen] = draws * scale
+    return replace(posterior, params={**posterior.params, "weight": weight})
+
+
 def _fit_node(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     """Fit one node on one thread, so that the draws are identical in any process."""
     with _one_thread():
@@ -117,12 +137,17 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
         return fit_posterior(mechanism, parents_std, values_std, method, task.num_draws, task.num_chains,
                              task.options)
 
+    unseen = torch.zeros(parents.shape[1], dtype=torch.bool)  # parents that never moved in the training rows
+    if parents.shape[1] and len(values) > 1:
+        unseen = parents.std(0) == 0
     if task.spec is not None:
         mechanism = _checked_mechanism(task.spec, task)
         posterior, reason = fit(mechanism, _method_for(task.inference, mechanism, task.name)), "given"
     else:
         constant = bool(values.std() == 0)
         candidates = propose_candidates(parents_std, values_std, constant, task.seed)
+        if bool(unseen.any()):  # a parent that never moved shows no shape: the linear baseline only
+            candidates = [Candidate(candidates[0].family, "a parent is constant in training data")]
         fits = {}
         for candidate in candidates:
             mechanism = _checked_mechanism(candidate.family, task)
@@ -137,6 +162,8 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
         method = _method_for(task.inference, mechanism, task.name)
         if method != posterior.method:
             posterior = fit(mechanism, method)
+    if mechanism.linear_in_parents and bool(unseen.any()):
+        posterior = _unseen_parent_weights(posterior, unseen, standardizer, task.unseen_weight_prior, task.seed + 1)
     node = FittedNode(task.name, task.parents, mechanism, standardizer, posterior)
     report = _NodeReport(task.name, mechanism.name, posterior.method, reason, len(values),
                          mechanism.num_parameters(len(task.parents)), posterior.diagnostics)
@@ -192,6 +219,11 @@ class BayesianSCM:
         Show a progress bar while fitting.
     options : InferenceOptions, optional
         Settings of SVI and NUTS.
+    unseen_weight_prior : (float, float)
+        Mean and sd (data units: child units per parent unit) of the weight of a parent that is constant in a
+        node's training rows; the data say nothing about it, so this prior is its posterior. The default is a
+        pass-through edge (a deviation never seen before passes on about one for one), as for latencies that
+        add up along calls and availabilities that fall with a callee's.
 
     Examples
     --------
@@ -201,7 +233,8 @@ class BayesianSCM:
 
     def __init__(self, graph: nx.DiGraph, mechanisms: Mapping[Hashable, str | Mechanism] | None = None,
                  inference: str = "auto", num_draws: int = 200, num_chains: int = 1, seed: int = 0,
-                 n_jobs: int = 1, progress: bool = True, options: InferenceOptions | None = None) -> None:
+                 n_jobs: int = 1, progress: bool = True, options: InferenceOptions | None = None,
+                 unseen_weight_prior: tuple[float, float] = (1.0, 0.25)) -> None:
         self.graph = validate_graph(graph)
         self.mechanisms = dict(mechanisms or {})
         for node in self.mechanisms:
@@ -213,6 +246,9 @@ class BayesianSCM:
         self.inference, self.num_draws, self.num_chains = inference, num_draws, num_chains
         self.seed, self.n_jobs, self.progress = seed, n_jobs, progress
         self.options = options or InferenceOptions()
+        if len(unseen_weight_prior) != 2 or not unseen_weight_prior[1] >= 0:
+            raise MechanismError(f"unseen_weight_prior must be (mean, sd >= 0), got {unseen_weight_prior!r}")
+        self.unseen_weight_prior = (float(unseen_weight_prior[0]), float(unseen_weight_prior[1]))
         self.nodes_: dict[Hashable, FittedNode] = {}
         self.fit_report_: pd.DataFrame | None = None
 
@@ -225,7 +261,7 @@ class BayesianSCM:
             seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
             tasks.append(_NodeTask(node, parents, columns[observed, :-1], columns[observed, -1],
                                    self.mechanisms.get(node), self.inference, self.num_draws, self.num_chains,
-                                   self.options, seed))
+                                   self.options, seed, self.unseen_weight_prior))
         return tasks
 
     def fit(self, data: pd.DataFrame) -> BayesianSCM:

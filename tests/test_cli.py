@@ -60,8 +60,8 @@ def test_attribute_on_files(service_files, monkeypatch, capsys, graph_args):
      r"calls.csv, line 2: an edge list row needs exactly two node names"),
     (lambda d: pd.read_csv(d / "normal.csv").drop(columns="Cache").to_csv(d / "normal.csv", index=False),
      "training data has no column for graph node\\(s\\) 'Cache'"),
-    (lambda d: pd.read_csv(d / "incident.csv").assign(Cache=float("nan")).to_csv(d / "incident.csv", index=False),
-     "outlier row 0 has a missing or infinite value in column 'Cache'"),
+    (lambda d: pd.read_csv(d / "incident.csv").assign(Website=float("nan")).to_csv(d / "incident.csv", index=False),
+     "outlier row 0 has a missing value in column 'Website'"),
 ])
 def test_attribute_errors_exit_2_with_a_clear_message(service_files, monkeypatch, capsys, setup, message):
     monkeypatch.chdir(service_files)

@@ -131,12 +131,20 @@ def test_partly_missing_rows_are_left_out_per_node(system, small_data):
 # outliers
 
 
-def test_outlier_row_with_nan_names_row_and_column(oracle, row):
+def test_outlier_row_with_nan_at_the_target_names_row_and_column(oracle, row):
     bad = row.copy()
     bad.index = ["incident-42"]
-    bad.loc["incident-42", "C"] = np.nan
-    with pytest.raises(DataError, match=r"outlier row 'incident-42' has a missing or infinite value in column 'C'"):
+    bad.loc["incident-42", TARGET] = np.nan
+    with pytest.raises(DataError, match=rf"outlier row 'incident-42' has a missing value in column '{TARGET}'"):
         attribute_outliers(oracle, TARGET, bad)
+
+
+def test_nan_at_an_ancestor_is_inferred(oracle, row):
+    hidden = row.copy()
+    hidden.index = ["incident-42"]
+    hidden.loc["incident-42", "C"] = np.nan
+    result = attribute_outliers(oracle, TARGET, hidden, num_latent_samples=5)
+    assert result.settings["missing"] == {"incident-42": ["C"]} and result.contributions.shape[0] == 5
 
 
 def test_nan_outside_the_target_ancestors_is_fine(oracle, row):

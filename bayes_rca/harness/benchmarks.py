@@ -75,29 +75,52 @@ class OutlierCase:
     ----------
     target : the node where the outlier is observed.
     row : one-row frame of node values.
-    injected : standardised noise injected per node (others 0).
-    relevance : ground-truth relevance per graph node (0 for nodes not injected).
+    root_cause : the true root cause.
+    relevance : ground-truth relevance per graph node (0 for nodes not injected), where known (synthetic).
+    injected : standardised noise injected per node (others 0), where known (synthetic).
+    name : a label of the case (e.g. the issue folder of a real data set).
+    observed_row : the row as measured, missing values NaN, where ``row`` had them imputed (real data).
     """
 
     target: Hashable
     row: pd.DataFrame
-    injected: dict[Hashable, float]
-    relevance: pd.Series
+    root_cause: Hashable
+    relevance: pd.Series | None = None
+    injected: dict[Hashable, float] = field(default_factory=dict)
+    name: str = ""
+    observed_row: pd.DataFrame | None = None
 
-    @property
-    def root_cause(self) -> Hashable:
-        """The most relevant injected node."""
-        return self.relevance.idxmax()
+
+@dataclass(frozen=True)
+class NormalCase:
+    """A specificity check: a row of normal operation, after fitting on the normal rows before it.
+
+    A method is right when it names no root cause. ``graph`` is the causal graph of the nodes modelled on
+    ``train`` (a real data set may leave out nodes without enough observations); ``observed_row`` is ``row``
+    before its missing values were imputed.
+    """
+
+    graph: nx.DiGraph
+    train: pd.DataFrame
+    target: Hashable
+    row: pd.DataFrame
+    name: str = ""
+    observed_row: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A system, its normal training data and its outlier cases."""
+    """A causal graph, normal training data, outlier cases and optional specificity checks.
+
+    ``system`` is the generating system of a synthetic benchmark (None for real data).
+    """
 
     family: str
-    system: SyntheticSystem
+    graph: nx.DiGraph
     train: pd.DataFrame
     cases: list[OutlierCase] = field(default_factory=list)
+    system: SyntheticSystem | None = None
+    normal_cases: list[NormalCase] = field(default_factory=list)
 
 
 def heavy_tailed_dag(num_nodes: int, num_roots: int, rng: np.random.Generator, max_parents: int = 6) -> nx.DiGraph:
@@ -196,7 +219,7 @@ def make_case(system: SyntheticSystem, target: Hashable, rng: np.random.Generato
     noise = zero.copy()
     for node, value in injected.items():
         noise[node] = value
-    return OutlierCase(target, system.propagate(noise), injected, relevance)
+    return OutlierCase(target, system.propagate(noise), relevance.idxmax(), relevance, injected)
 
 
 def make_benchmark(family: str, seed: int, num_rows: int = 2000, num_outliers: int = 5,
@@ -219,4 +242,4 @@ def make_benchmark(family: str, seed: int, num_rows: int = 2000, num_outliers: i
         targets = [max(counts, key=counts.get)]
     train = system.sample(num_rows, rng)
     cases = [make_case(system, targets[int(rng.integers(len(targets)))], rng) for _ in range(num_outliers)]
-    return Benchmark(family, system, train, cases)
+    return Benchmark(family, system.graph, train, cases, system)

@@ -1,4 +1,8 @@
-"""One cell of a sweep: generate the benchmark, fit the method, attribute every outlier, score the answers.
+"""One cell of a sweep: load the benchmark, fit the method, attribute every outlier, score the answers.
+
+A case the method fails on is recorded (``failed`` = 1, recall 0, the error in ``cases.csv``) and does not
+stop the cell. On a benchmark with specificity checks (real data), a method that can abstain is refitted on
+each check's normal rows and scored on whether it names no root cause; one that cannot abstain scores 0.
 
 ``run_cell`` is a pure function of the resolved cell mapping (same mapping, same numbers), so it can run in
 this process, a worker process or a Ray task; it returns metrics, a per-case table and artifact bytes, and
@@ -23,7 +27,8 @@ import yaml
 
 from bayes_rca.attribution import attribute_outliers
 from bayes_rca.harness import metrics
-from bayes_rca.harness.benchmarks import Benchmark, OutlierCase, make_benchmark
+from bayes_rca.harness.benchmarks import Benchmark, NormalCase, OutlierCase
+from bayes_rca.harness.loading import load_benchmark
 from bayes_rca.harness.methods import make_method
 from bayes_rca.harness.methods.base import Attribution, RCAMethod
 
@@ -54,32 +59,64 @@ def true_contributions(benchmark: Benchmark, case: OutlierCase) -> pd.Series | N
 
     Exact coalition values; permutation sampling (above 12 players) runs until every standard error is 0.01.
     """
-    if benchmark.system.linear is None:
+    if benchmark.system is None or benchmark.system.linear is None:
         return None
     oracle = attribute_outliers(benchmark.system.linear.oracle_model(), case.target, case.row, tolerance=0.01)
     return pd.Series(oracle.contributions[0, 0], index=oracle.nodes)
 
 
 def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase) -> dict[str, float]:
-    """All metrics of one answer."""
-    nodes = list(benchmark.system.graph.nodes)
+    """All metrics of one answer (those that need a relevance ranking or true parameters are NaN without)."""
+    nodes = list(benchmark.graph.nodes)
     scores = attribution.scores.reindex(nodes)
     draws = None if attribution.draws is None else attribution.draws.reindex(columns=nodes, fill_value=0.0)
     answer = Attribution(scores, draws, attribution.top_probability)
-    row = {f"ndcg_at_{k}": metrics.ndcg_at_k(answer, case.relevance, k) for k in NDCG_KS}
-    row["top1_recall"] = metrics.recall_at_k(answer, case.root_cause, 1)
-    row["top3_recall"] = metrics.recall_at_k(answer, case.root_cause, 3)
+    nan = float("nan")
+    relevance = case.relevance
+    row = {f"ndcg_at_{k}": metrics.ndcg_at_k(answer, relevance, k) if relevance is not None else nan
+           for k in NDCG_KS}
+    row["top1_recall"] = metrics.recall_at_k(answer, case.root_cause, 1) if case.root_cause in nodes else 0.0
+    row["top3_recall"] = metrics.recall_at_k(answer, case.root_cause, 3) if case.root_cause in nodes else 0.0
     truth = true_contributions(benchmark, case)
-    blameable = [n for n in scores.index if n in case.relevance.index]
-    row["coverage_90"] = metrics.interval_coverage(answer, truth) if truth is not None else float("nan")
+    row["coverage_90"] = metrics.interval_coverage(answer, truth) if truth is not None else nan
     # the relevance ranking is a heuristic; the true-parameter Shapley values are what a method estimates
-    row["shapley_top1_agreement"] = metrics.recall_at_k(answer, truth.idxmax(), 1) if truth is not None \
-        else float("nan")
-    row["oracle_ndcg_at_1"] = metrics.ndcg_at_k(Attribution(truth), case.relevance, 1) if truth is not None \
-        else float("nan")
-    row["interval_width_90"] = metrics.interval_width(answer, blameable)
-    row["top_cause_brier"] = metrics.top_cause_brier(answer, case.root_cause)
+    row["shapley_top1_agreement"] = metrics.recall_at_k(answer, truth.idxmax(), 1) if truth is not None else nan
+    row["oracle_ndcg_at_1"] = metrics.ndcg_at_k(Attribution(truth), relevance, 1) \
+        if truth is not None and relevance is not None else nan
+    row["interval_width_90"] = metrics.interval_width(answer, nodes)
+    row["top_cause_brier"] = metrics.top_cause_brier(answer, case.root_cause) \
+        if case.root_cause in nodes else nan
     return row
+
+
+def _row_for(method: RCAMethod, case: OutlierCase | NormalCase) -> pd.DataFrame:
+    """The measured row (missing values NaN) for a method that infers them, else the imputed row."""
+    return case.observed_row if method.uses_missing_values and case.observed_row is not None else case.row
+
+
+def _failed_case() -> dict[str, float]:
+    """The row of a case the method could not answer: no credit, other metrics undefined."""
+    return {"top1_recall": 0.0, "top3_recall": 0.0, "failed": 1.0}
+
+
+def _specificity(cell: dict[str, Any], checks: list[NormalCase]) -> tuple[float, pd.DataFrame]:
+    """Share of the normal-data checks where a freshly fitted method names no root cause."""
+    rows = []
+    for check in checks:
+        method = _method_for(cell)
+        start = time.perf_counter()
+        try:
+            method.fit(check.graph, check.train)
+            reported = method.attribute(check.target, _row_for(method, check)).reported
+            error = ""
+        except Exception as failure:  # a failure is not "no root cause"
+            reported, error = None, f"{type(failure).__name__}: {failure}"
+        rows.append({"check": check.name, "target": check.target, "rows": len(check.train),
+                     "correct": float(reported is not None and len(reported) == 0),
+                     "reported": ",".join(map(str, reported or [])), "seconds": time.perf_counter() - start,
+                     "error": error})
+    table = pd.DataFrame(rows)
+    return float(table["correct"].mean()), table
 
 
 def _netcdf_bytes(posterior: Any) -> bytes:
@@ -94,44 +131,61 @@ def run_cell(cell: dict[str, Any]) -> CellResult:
     torch.set_num_threads(1)
     result = CellResult(cell)
     try:
-        bench = cell["benchmark"]
-        benchmark = make_benchmark(bench["family"], cell["seed"], bench["num_rows"], bench["num_outliers"],
-                                   bench["num_nodes"], bench["min_ancestors"])
+        benchmark = load_benchmark(cell["benchmark"], cell["seed"])
         method = _method_for(cell)
         start = time.perf_counter()
-        method.fit(benchmark.system.graph, benchmark.train)
+        method.fit(benchmark.graph, benchmark.train)
         fit_seconds = time.perf_counter() - start
         rows = []
         for index, case in enumerate(benchmark.cases):
             start = time.perf_counter()
-            attribution = method.attribute(case.target, case.row)
+            head = {"case": index, "name": case.name, "target": case.target, "root_cause": case.root_cause,
+                    "injected": len(case.injected)}
+            try:
+                attribution = method.attribute(case.target, _row_for(method, case))
+            except Exception as failure:  # recorded as a failed case; the other cases still run
+                rows.append({**head, "predicted_top3": "", "reported": "", "error": f"{type(failure).__name__}: "
+                             f"{failure}", "attribute_seconds": time.perf_counter() - start, **_failed_case()})
+                continue
             seconds = time.perf_counter() - start
             ranked = attribution.scores.sort_values(ascending=False).index[:3].tolist()
-            rows.append({"case": index, "target": case.target, "root_cause": case.root_cause,
-                         "injected": len(case.injected), "predicted_top3": ",".join(map(str, ranked)),
-                         "attribute_seconds": seconds, **score_case(attribution, benchmark, case)})
+            reported = "" if attribution.reported is None else ",".join(map(str, attribution.reported))
+            rows.append({**head, "predicted_top3": ",".join(map(str, ranked)), "reported": reported, "error": "",
+                         "attribute_seconds": seconds, "failed": 0.0, **score_case(attribution, benchmark, case)})
             if attribution.posterior is not None:
                 result.artifacts[f"posterior_case{index}.nc"] = _netcdf_bytes(attribution.posterior)
         cases = pd.DataFrame(rows)
-        numeric = cases.drop(columns=["case", "target", "root_cause", "predicted_top3"])
+        numeric = cases.drop(columns=["case", "name", "target", "root_cause", "predicted_top3", "reported", "error"])
         result.metrics = {name: float(value) for name, value in numeric.mean().items() if np.isfinite(value)}
+        result.metrics["failed_cases"] = float(cases["failed"].sum())
         result.metrics["fit_seconds"] = fit_seconds
-        result.metrics["num_nodes"] = float(benchmark.system.graph.number_of_nodes())
+        result.metrics["num_nodes"] = float(benchmark.graph.number_of_nodes())
+        result.metrics["num_cases"] = float(len(cases))
+        if benchmark.normal_cases:
+            if method.abstains:
+                result.metrics["specificity"], checks = _specificity(cell, benchmark.normal_cases)
+                result.artifacts["specificity.csv"] = checks.to_csv(index=False).encode()
+            else:
+                result.metrics["specificity"] = 0.0  # it always names a root cause
         result.cases = cases
         result.artifacts["cases.csv"] = cases.to_csv(index=False).encode()
         result.artifacts["resolved_config.yaml"] = yaml.safe_dump(cell, sort_keys=True).encode()
-        result.artifacts["ndcg.png"] = _ndcg_plot(cases, cell["method"])
+        plot = _ndcg_plot(cases, cell["method"])
+        if plot is not None:
+            result.artifacts["ndcg.png"] = plot
     except Exception:  # a failed cell is recorded, not fatal to the sweep
         result.error = traceback.format_exc()
     return result
 
 
-def _ndcg_plot(cases: pd.DataFrame, method: str) -> bytes:
+def _ndcg_plot(cases: pd.DataFrame, method: str) -> bytes | None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if f"ndcg_at_{NDCG_KS[0]}" not in cases or cases[f"ndcg_at_{NDCG_KS[0]}"].isna().all():
+        return None
     figure, axis = plt.subplots(figsize=(5, 3.2))
     means = [cases[f"ndcg_at_{k}"].mean() for k in NDCG_KS]
     axis.plot(NDCG_KS, means, marker="o")

@@ -25,13 +25,25 @@ from bayes_rca.errors import ConfigError
 
 @dataclass
 class BenchmarkConfig:
-    """Which synthetic systems to generate (see :mod:`bayes_rca.harness.benchmarks`)."""
+    """Which systems to generate (:mod:`bayes_rca.harness.benchmarks`) or which real data to read.
+
+    ``num_nodes`` to ``min_ancestors`` shape the synthetic families; ``data_root`` to ``specificity`` select the
+    cases of the real ``petshop`` family (see :func:`bayes_rca.harness.real_data.petshop_benchmark`);
+    ``data_root`` is relative to the working directory.
+    """
 
     family: str = "icml2022"
     num_nodes: int | None = None
     num_rows: int = 2000
     num_outliers: int = 5
     min_ancestors: int = 10
+    data_root: str = "../shared/data/petshop"
+    scenario: str = "low_traffic"
+    split: str = "train"
+    metric: str = "latency"
+    statistic: str = "Average"
+    min_observed: int = 10
+    specificity: bool = True
 
 
 @dataclass

@@ -41,6 +41,8 @@ class Mechanism(ABC):
         Whether exact posterior draws are available (:mod:`bayes_rca.inference.conjugate`).
     linear_gaussian : bool
         Whether ``f`` is linear and ``N`` Gaussian, which enables the analytic counterfactual tail.
+    linear_in_parents : bool
+        Whether ``f`` is ``bias + weight . PA`` with a ``"weight"`` parameter ``(D, p)`` (standardised units).
     """
 
     name: ClassVar[str]
@@ -48,6 +50,7 @@ class Mechanism(ABC):
     accepts_roots: ClassVar[bool] = True
     conjugate: ClassVar[bool] = False
     linear_gaussian: ClassVar[bool] = False
+    linear_in_parents: ClassVar[bool] = False
 
     def setup(self, num_parents: int, seed: int) -> None:
         """Fix any data-independent structure (e.g. random features) before fitting; default: nothing."""

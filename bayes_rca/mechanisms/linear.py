@@ -31,6 +31,7 @@ class LinearGaussian(Mechanism):
     accepts_roots: ClassVar[bool] = False
     conjugate: ClassVar[bool] = True
     linear_gaussian: ClassVar[bool] = True
+    linear_in_parents: ClassVar[bool] = True
 
     def __init__(self, a0: float = 1.0, b0: float = 1e-6, bias_var: float = 10.0, ridge: float = 1e-3) -> None:
         self.a0, self.b0, self.bias_var, self.ridge = a0, b0, bias_var, ridge
@@ -71,6 +72,7 @@ class LinearStudentT(Mechanism):
 
     name: ClassVar[str] = "linear_student_t"
     accepts_roots: ClassVar[bool] = False
+    linear_in_parents: ClassVar[bool] = True
 
     def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
         one = torch.ones((), dtype=dtype)

@@ -16,6 +16,7 @@ from bayes_rca.harness.methods.bayes_rca_method import BayesRCA
 from bayes_rca.harness.methods.circa import CIRCA
 from bayes_rca.harness.methods.dowhy_bootstrap import DoWhyBootstrap
 from bayes_rca.harness.methods.dowhy_point import DoWhyPoint
+from bayes_rca.harness.methods.mad_traversal import MADTraversal
 from bayes_rca.harness.methods.naive import Naive
 from bayes_rca.harness.methods.random_ranking import RandomRanking
 from bayes_rca.harness.methods.score_ordering import ScoreOrdering
@@ -29,8 +30,11 @@ METHODS: dict[str, Callable[..., RCAMethod]] = {
     "bayes_rca_linear": partial(BayesRCA, mechanisms="linear"),
     "dowhy": DoWhyPoint,
     "dowhy_bootstrap": DoWhyBootstrap,
+    "dowhy_petshop": partial(DoWhyPoint, quality="better", attribute_mean_deviation=True,
+                             anomaly_scorer="mean_deviation"),
     "naive": Naive,
     "traversal": Traversal,
+    "mad_traversal": MADTraversal,
     "smooth_traversal": SmoothTraversal,
     "score_ordering": ScoreOrdering,
     "circa": CIRCA,
@@ -65,6 +69,7 @@ __all__ = [
     "BayesRCA",
     "DoWhyBootstrap",
     "DoWhyPoint",
+    "MADTraversal",
     "Naive",
     "RCAMethod",
     "RandomRanking",

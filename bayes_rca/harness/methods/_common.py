@@ -41,13 +41,16 @@ def fit_inputs(graph: nx.DiGraph, data: pd.DataFrame) -> tuple[nx.DiGraph, pd.Da
 
 
 def outlier_row(graph: nx.DiGraph, target: Hashable, outlier: pd.DataFrame | pd.Series,
-                nodes: list[Hashable] | None = None) -> pd.Series:
-    """The single outlier row (values of ``nodes``, default all graph nodes) after checking the target."""
+                nodes: list[Hashable] | None = None, missing_allowed: list[Hashable] | tuple = ()) -> pd.Series:
+    """The single outlier row (values of ``nodes``, default all graph nodes) after checking the target.
+
+    Values of ``missing_allowed`` may be NaN; every other value must be finite.
+    """
     check_node(graph, target, "target")
     nodes = list(graph.nodes) if nodes is None else nodes
     if isinstance(outlier, pd.DataFrame) and len(outlier) != 1:
         raise DataError(f"attribute() takes one outlier row, got {len(outlier)} rows")
-    return validate_outliers(outlier, nodes).iloc[0]
+    return validate_outliers(outlier, nodes, missing_allowed).iloc[0]
 
 
 def ancestral_graph(graph: nx.DiGraph, target: Hashable) -> nx.DiGraph:

@@ -34,12 +34,17 @@ class Attribution:
         ``P(node is the top root cause)`` per node.
     posterior : arviz.InferenceData, optional
         The full posterior of a Bayesian method, logged as a netCDF artifact.
+    reported : list, optional
+        The nodes the method names as root causes by its own decision rule (empty: "no root cause here", the
+        answer that specificity on normal data rewards). None for a method without such a rule: it always
+        names its top-ranked node.
     """
 
     scores: pd.Series
     draws: pd.DataFrame | None = None
     top_probability: pd.Series | None = None
     posterior: Any = None
+    reported: list[Hashable] | None = None
 
     def interval(self, probability: float = 0.9) -> tuple[pd.Series, pd.Series] | None:
         """Central ``probability`` interval of each node's contribution from the draws, if any."""
@@ -54,6 +59,12 @@ class RCAMethod(ABC):
     """A root-cause analysis method: ``fit(graph, normal_data)`` then ``attribute(target, outlier_row)``."""
 
     name: ClassVar[str]
+    uses_missing_values: bool = False
+    """Whether the method infers missing values itself: the harness then gives it an outlier row with its missing
+    values (NaN) rather than the row imputed for every other method."""
+    abstains: ClassVar[bool] = False
+    """Whether the method can answer "no root cause" (``Attribution.reported`` empty); one that cannot has
+    specificity 0 by construction and is not refitted for the specificity checks."""
 
     @abstractmethod
     def fit(self, graph: nx.DiGraph, data: pd.DataFrame) -> RCAMethod:

@@ -7,6 +7,7 @@ from collections.abc import Hashable
 from typing import Any, ClassVar
 
 import networkx as nx
+import numpy as np
 import pandas as pd
 
 from bayes_rca.assignment import baseline_family
@@ -19,6 +20,7 @@ from bayes_rca.inference import InferenceOptions
 from bayes_rca.scm import INFERENCE_CHOICES, BayesianSCM
 
 MECHANISM_CHOICES = ("auto", "linear")
+MISSING_CHOICES = ("impute", "latent")
 _ATTRIBUTE_OPTIONS = frozenset(inspect.signature(attribute_outliers).parameters) - {
     "model", "target", "outliers", "feature_map", "device", "seed"}
 
@@ -30,6 +32,10 @@ class BayesRCA(RCAMethod):
     every posterior draw of the mechanisms. ``scores`` are the posterior means (0 for nodes that are not the
     target or its ancestors), ``draws`` the per-draw contributions, ``top_probability`` the share of draws in
     which a node has the largest contribution (0 for non-players), ``posterior`` the arviz InferenceData.
+
+    Decision rule (``reported``): name nothing unless the target's IT score is credibly an outlier,
+    ``P(S > score_threshold) > 1 - alpha``; then name each node ``j`` with ``P(phi_j > delta) > 1 - alpha``,
+    largest posterior mean first. All probabilities are shares of posterior draws.
 
     Parameters
     ----------
@@ -52,6 +58,16 @@ class BayesRCA(RCAMethod):
         Fields of :class:`~bayes_rca.inference.InferenceOptions` (``svi_steps``, ``warmup_steps``, ...).
     keep_posterior : bool
         Return the attribution's InferenceData as ``Attribution.posterior`` (logged as an artifact).
+    delta : float
+        Contribution (nats) a node must credibly exceed to be named a root cause.
+    alpha : float
+        Posterior error probability of the decision rule (a node is named when ``P(phi > delta) > 1 - alpha``).
+    score_threshold : float
+        IT score (nats) the target must credibly exceed for any root cause to be named; 5 nats is a tail
+        probability of ``e^-5 ~ 1/150`` under normal operation.
+    missing : {"impute", "latent"}
+        Missing values of an outlier row: take the harness's imputed row (``"impute"``), or infer them with
+        the noise (``"latent"``, :mod:`bayes_rca.latent`; linear-Gaussian mechanisms).
     **attribute_options
         Passed to :func:`~bayes_rca.attribute_outliers`: ``estimator``, ``num_samples``, ``max_exact_players``,
         ``num_permutations``, ``verify``.
@@ -62,10 +78,12 @@ class BayesRCA(RCAMethod):
     """
 
     name: ClassVar[str] = "bayes_rca"
+    abstains: ClassVar[bool] = True
 
     def __init__(self, inference: str = "auto", mechanisms: str = "auto", num_draws: int = 200, seed: int = 0,
                  feature_map: str = "median_cdf_quantile", device: str = "cpu", num_chains: int = 1,
                  inference_options: dict[str, Any] | None = None, keep_posterior: bool = True,
+                 delta: float = 1.0, alpha: float = 0.05, score_threshold: float = 5.0, missing: str = "impute",
                  **attribute_options: Any) -> None:
         if inference not in INFERENCE_CHOICES:
             raise BayesRCAError(f"unknown inference {inference!r}; choose one of {', '.join(INFERENCE_CHOICES)}")
@@ -82,6 +100,12 @@ class BayesRCA(RCAMethod):
         self.inference, self.num_draws, self.num_chains, self.seed = inference, num_draws, num_chains, seed
         self.mechanisms = mechanisms
         self.feature_map, self.device, self.keep_posterior = feature_map, device, keep_posterior
+        if missing not in MISSING_CHOICES:
+            raise BayesRCAError(f"unknown missing {missing!r}; choose one of {', '.join(MISSING_CHOICES)}")
+        self.missing, self.uses_missing_values = missing, missing == "latent"
+        if not 0 < alpha < 1:
+            raise BayesRCAError(f"alpha must lie in (0, 1), got {alpha!r}")
+        self.delta, self.alpha, self.score_threshold = delta, alpha, score_threshold
         self.attribute_options = attribute_options
         self.model_: BayesianSCM | None = None
 
@@ -96,7 +120,9 @@ class BayesRCA(RCAMethod):
     def attribute(self, target: Hashable, outlier: pd.DataFrame) -> Attribution:
         check_fitted(self, "model_")
         graph = self.model_.graph
-        row = outlier_row(graph, target, outlier, blameable_nodes(graph, target)).to_frame().T
+        players = blameable_nodes(graph, target)
+        row = outlier_row(graph, target, outlier, players, players[:-1] if self.uses_missing_values else ())
+        row = row.to_frame().T
         result = attribute_outliers(self.model_, target, row, feature_map=self.feature_map, device=self.device,
                                     seed=self.seed, **self.attribute_options)
         draws = pd.DataFrame(result.contributions[:, 0, :], columns=result.nodes, dtype=float)
@@ -104,4 +130,12 @@ class BayesRCA(RCAMethod):
         top = result.top_cause_probability().iloc[0]
         top_probability = top.reindex(result.nodes).fillna(0.0).astype(float)
         posterior = result.to_inference_data() if self.keep_posterior else None
-        return Attribution(scores, draws, top_probability, posterior)
+        return Attribution(scores, draws, top_probability, posterior, self.decide(result.scores[:, 0], draws))
+
+    def decide(self, score_draws: np.ndarray, contribution_draws: pd.DataFrame) -> list[Hashable]:
+        """The nodes named root causes by the decision rule, from draws of the IT score and contributions."""
+        if np.mean(score_draws > self.score_threshold) <= 1 - self.alpha:
+            return []
+        credible = (contribution_draws > self.delta).mean() > 1 - self.alpha
+        means = contribution_draws.mean()
+        return means[credible].sort_values(ascending=False).index.tolist()

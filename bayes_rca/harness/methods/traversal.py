@@ -29,7 +29,8 @@ class Traversal(MarginalScoreMethod):
 
     ``scores``: a candidate gets its own outlier score; every other ancestor (or the target) gets its own score
     shifted below every candidate (``s - max(s) + threshold - 1``), so the rest is ranked by anomaly as a
-    tie-breaker; nodes that are not the target or its ancestors get ``-inf``.
+    tie-breaker; nodes that are not the target or its ancestors get ``-inf``. ``reported``: the candidates,
+    highest score first, or nothing when the target itself is not anomalous.
 
     Parameters
     ----------
@@ -42,6 +43,7 @@ class Traversal(MarginalScoreMethod):
     """
 
     name: ClassVar[str] = "traversal"
+    abstains: ClassVar[bool] = True
 
     def __init__(self, threshold: float = 3.0, tail: Tail = "hybrid") -> None:
         self.threshold = threshold
@@ -55,4 +57,5 @@ class Traversal(MarginalScoreMethod):
         candidate = pd.Series({node: bool(anomalous[node]) and not any(anomalous[p] for p in sub.predecessors(node))
                                for node in sub.nodes})
         rest = own - own.max() + self.threshold - 1.0
-        return Attribution(with_floor(own.where(candidate, rest), self.graph_))
+        reported = own[candidate].sort_values(ascending=False).index.tolist() if anomalous[target] else []
+        return Attribution(with_floor(own.where(candidate, rest), self.graph_), reported=reported)

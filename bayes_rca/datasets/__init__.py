@@ -1,0 +1,11 @@
+"""Real data sets, loaded from files on disk (nothing is downloaded)."""
+
+from bayes_rca.datasets.petshop import (
+    PetShopIssue,
+    PetShopScenario,
+    load_scenario,
+    read_metrics,
+    scenario_names,
+)
+
+__all__ = ["PetShopIssue", "PetShopScenario", "load_scenario", "read_metrics", "scenario_names"]
