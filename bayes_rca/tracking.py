@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ def default_tracking_uri(project_dir: str | Path | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{Path(project_dir or Path.cwd()).resolve() / 'mlflow.db'}"
+
+
+def mlflow_key(name: str) -> str:
+    """``name`` with every character MLflow rejects in a param or metric key (e.g. ``@``) replaced by ``_``."""
+    return re.sub(r"[^\w\-. /:]", "_", name)
 
 
 def _experiment_id(mlflow: Any, name: str, project_dir: Path) -> str:
@@ -44,7 +50,7 @@ def log_attribution(result: AttributionResult, model: BayesianSCM, artifacts_dir
         mlflow.log_params({**result.settings, "target": str(result.target), "inference": model.inference,
                            "num_draws": model.num_draws, "num_chains": model.num_chains, **(params or {})})
         report: pd.DataFrame = model.fit_report_
-        mlflow.log_params({f"mechanism.{node}": family for node, family in report["family"].items()})
+        mlflow.log_params({mlflow_key(f"mechanism.{node}"): family for node, family in report["family"].items()})
         mlflow.log_metrics({"it_score_mean": float(result.scores.mean()),
                             "top_contribution_mean": float(first["mean"].iloc[0]),
                             "top_cause_probability": float(first["p_top_cause"].iloc[0]),

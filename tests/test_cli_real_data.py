@@ -235,3 +235,10 @@ def test_petshop_issue_by_timestamp(monkeypatch, capsys, tmp_path, missing):
     assert "row 2 (unix_timestamp 1681855920.0), the first at or after timestamp 1681855803" in " ".join(out.split())
     top = pd.read_csv(tmp_path / "res" / "contributions.csv").head(3)["node"].tolist()
     assert "PetSearch_AWS::ECS::Fargate" in top, top
+
+
+def test_mlflow_keys_of_service_names_are_accepted():
+    from bayes_rca.tracking import mlflow_key
+
+    assert mlflow_key("mechanism.adoptions@services-database.rds_Database::SQL") == \
+        "mechanism.adoptions_services-database.rds_Database::SQL"
