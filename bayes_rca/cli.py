@@ -250,7 +250,8 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
         outliers = _latent_or_imputed(model, args.target, data, outliers, console)
     start = time.perf_counter()
     result = attribute_outliers(model, args.target, outliers, feature_map=args.feature_map,
-                                estimator=args.estimator, num_samples=args.samples, device=args.device,
+                                estimator=args.estimator, num_samples=args.samples, max_nats=args.max_nats,
+                                device=args.device,
                                 seed=args.seed)
     attribute_seconds = time.perf_counter() - start
     print_attribution(console, result, model)
@@ -369,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     attribute.add_argument("--linear", action="store_true",
                            help="every node without --mechanism is linear-Gaussian (gaussian_root for roots): exact "
                                 "posteriors and closed-form attribution, seconds even for 40 nodes")
+    attribute.add_argument("--max-nats", type=float, default=None,
+                           help="floor tail probabilities at e^-MAX_NATS (e.g. 30): bounded contributions where nodes "
+                                "barely vary in normal data but move by thousands of sds in the outlier")
     attribute.add_argument("--chains", type=int, default=1, help="chains (NUTS)")
     attribute.add_argument("--jobs", type=int, default=1, help="processes fitting nodes in parallel")
     attribute.add_argument("--feature-map", choices=list(FEATURE_MAPS), default="median_cdf_quantile")
