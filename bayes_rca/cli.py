@@ -77,19 +77,10 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
 
 
 def _read_metric_csv(path: str, index_col: str | None) -> pd.DataFrame:
-    """Read a CSV file with three header rows (service, metric, statistic); its first column is the row index."""
-    try:
-        frame = pd.read_csv(path, header=[0, 1, 2], index_col=0)
-        header = pd.read_csv(path, header=None, nrows=3, dtype=str, keep_default_na=False).iloc[:, 1:]
-    except FileNotFoundError:
-        raise DataError(f"data file {path} does not exist") from None
-    except (ValueError, IndexError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"cannot read CSV file {path} with three header rows (service, metric, statistic): "
-                        f"{error}") from None
-    columns = pd.Series(list(zip(*header.to_numpy())))
-    duplicated = columns[columns.duplicated()].unique().tolist()
-    if duplicated:
-        raise DataError(f"CSV file {path} has duplicate columns: {', '.join('/'.join(c) for c in duplicated)}")
+    """:func:`bayes_rca.tables.read_metrics`; ``--index-col`` may only name its first column, the row index."""
+    from bayes_rca.tables import read_metrics
+
+    frame = read_metrics(path)
     if index_col is not None and index_col != frame.index.name:
         raise DataError(f"--index-col {index_col!r}: with --metric the first column of {path} is the row index, "
                         f"and it is called {frame.index.name!r}")

@@ -4,6 +4,7 @@ A monitoring export often has three header rows (service, metric, statistic), an
 the call graph that never report a metric, and gaps. These functions turn such a table into what a
 :class:`~bayes_rca.scm.BayesianSCM` needs: one numeric column per graph node, no missing values.
 
+- :func:`read_metrics` reads such an export, with every header and parse problem a :class:`DataError`.
 - :func:`select_metric` keeps one (metric, statistic) pair; the columns become the service names.
 - :func:`row_positions` finds the anomalous rows by position or by index value (timestamp).
 - :func:`marginalise` removes nodes from a causal graph, keeping the paths through them.
@@ -14,6 +15,7 @@ the call graph that never report a metric, and gaps. These functions turn such a
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -27,6 +29,29 @@ DEFAULT_STATISTIC = "Average"
 
 def _names(values: Iterable[object]) -> str:
     return ", ".join(sorted({str(value) for value in values})) or "none"
+
+
+def read_metrics(path: str | Path) -> pd.DataFrame:
+    """A CSV with three header rows (service, metric, statistic) whose first column is the row index.
+
+    Raises
+    ------
+    DataError
+        The file is missing or unreadable, or two columns share all three header cells (pandas would rename one).
+    """
+    try:
+        frame = pd.read_csv(path, header=[0, 1, 2], index_col=0)
+        header = pd.read_csv(path, header=None, nrows=3, dtype=str, keep_default_na=False).iloc[:, 1:]
+    except FileNotFoundError:
+        raise DataError(f"data file {path} does not exist") from None
+    except (ValueError, IndexError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read CSV file {path} with three header rows (service, metric, statistic): "
+                        f"{error}") from None
+    columns = pd.Series(list(zip(*header.to_numpy())))
+    duplicated = columns[columns.duplicated()].unique().tolist()
+    if duplicated:
+        raise DataError(f"CSV file {path} has duplicate columns: {', '.join('/'.join(c) for c in duplicated)}")
+    return frame
 
 
 def select_metric(frame: pd.DataFrame, metric: str, statistic: str = DEFAULT_STATISTIC) -> pd.DataFrame:

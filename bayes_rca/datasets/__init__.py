@@ -4,8 +4,7 @@ from bayes_rca.datasets.petshop import (
     PetShopIssue,
     PetShopScenario,
     load_scenario,
-    read_metrics,
     scenario_names,
 )
 
-__all__ = ["PetShopIssue", "PetShopScenario", "load_scenario", "read_metrics", "scenario_names"]
+__all__ = ["PetShopIssue", "PetShopScenario", "load_scenario", "scenario_names"]

@@ -27,24 +27,9 @@ import pandas as pd
 
 from bayes_rca.errors import DataError
 from bayes_rca.graph_io import read_graph
+from bayes_rca.tables import read_metrics
 
 NORMAL_FOLDER = "noissue"
-
-
-def read_metrics(path: str | Path) -> pd.DataFrame:
-    """A PetShop metrics file: columns ``(service, metric, statistic)``, float values, index ``unix_timestamp``."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, header=[0, 1, 2], index_col=0)
-    except FileNotFoundError:
-        raise DataError(f"metrics file {path} does not exist") from None
-    except (ValueError, IndexError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"cannot read metrics file {path} (three header rows: service, metric, statistic): "
-                        f"{error}") from None
-    try:
-        return frame.astype(float)
-    except ValueError as error:
-        raise DataError(f"metrics file {path} has a non-numeric value: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -54,7 +39,7 @@ class PetShopIssue:
     Attributes
     ----------
     split, name : the split folder (``train``, ``test``, ...) and the issue folder (``issue_3``).
-    metrics : the metrics around the issue (:func:`read_metrics` layout).
+    metrics : the metrics around the issue (:func:`bayes_rca.tables.read_metrics` layout).
     target, metric, statistic : the node, metric and statistic where the issue is observed.
     timestamp : when the issue was observed at the target.
     root_cause : the node where the issue was injected.

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_rca.datasets import load_scenario, read_metrics
+from bayes_rca.datasets import load_scenario
 from bayes_rca.errors import DataError
 from bayes_rca.harness.cell import run_cell
 from bayes_rca.harness.config import expand_cells
 from bayes_rca.harness.real_data import petshop_benchmark, specificity_points
+from bayes_rca.tables import read_metrics
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "petshop"
 needs_shared = pytest.mark.skipif(not (SHARED / "low_traffic").is_dir(),
@@ -108,7 +109,7 @@ def test_cell_scores_recall_and_specificity(scenario: Path) -> None:
            "benchmark": {"family": "petshop", "data_root": str(scenario.parent), "scenario": "tiny",
                          "split": "test", "metric": "latency"}}
     results = {cell["method"]: run_cell(cell) for cell in expand_cells(raw)}
-    for method, result in results.items():
+    for result in results.values():
         assert result.error is None, result.error
         assert result.metrics["failed_cases"] == 0
         assert 0 <= result.metrics["specificity"] <= 1
