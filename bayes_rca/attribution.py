@@ -19,7 +19,7 @@ from bayes_rca.counterfactual import (
 from bayes_rca.data import validate_outliers
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError
 from bayes_rca.graph import blameable_nodes, topological_order
-from bayes_rca.latent import abduct_with_missing
+from bayes_rca.latent import abduct_with_missing, repeat_draws
 from bayes_rca.node import FittedNode
 from bayes_rca.results import AttributionResult
 from bayes_rca.scm import BayesianSCM
@@ -64,6 +64,18 @@ def _check_latent_possible(fitted: list[FittedNode], missing: dict[Hashable, lis
                         f"not so for {others}: impute the value or fit those nodes as linear_gaussian")
 
 
+def _check_possible_values(fitted: list[FittedNode], frame: pd.DataFrame) -> None:
+    """Outlier values that a player's mechanism cannot produce (a 0.5 at a 0/1 node, a count of -1) are errors."""
+    for k, node in enumerate(fitted):
+        column = frame.iloc[:, k].dropna()
+        problem = node.mechanism.value_problem(torch.tensor(column.to_numpy(), dtype=torch.float64))
+        if problem:
+            index, reason = problem
+            raise DataError(f"outlier row {column.index[index]!r}, column {node.name!r}: value "
+                            f"{float(column.iloc[index])!r} {reason}, which its {node.mechanism.name} mechanism "
+                            "cannot produce")
+
+
 def _capped(game: LinearGaussianGame | MonteCarloGame, max_nats: float | None) -> Game:
     return game if max_nats is None else CappedGame(game, max_nats)
 
@@ -89,7 +101,9 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     outliers : pandas.DataFrame or pandas.Series
         The outlier rows (one Series = one row); columns for the target and its ancestors are needed. A missing
         value (NaN) of an ancestor is a latent variable, inferred jointly with the noise per posterior draw
-        (:mod:`bayes_rca.latent`; linear-Gaussian mechanisms only); its uncertainty widens the intervals.
+        (:mod:`bayes_rca.latent`; linear-Gaussian mechanisms only); its uncertainty widens the intervals. The
+        noise of a node whose mechanism is not invertible is sampled from its posterior given the row
+        (:mod:`bayes_rca.mechanisms.interval`).
     feature_map : {"median_cdf_quantile", "zscore"} or FeatureMap
         The feature map ``tau`` of the IT score (DoWhy's default is the median-CDF quantile score).
     estimator : {"auto", "analytic", "monte_carlo"}
@@ -110,8 +124,10 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         see :class:`~bayes_rca.counterfactual.CappedGame`). None (default): exact values however far out.
         Useful where nodes barely vary in normal data but move far in the outlier.
     num_latent_samples : int
-        Noise samples per posterior draw where a row has missing values (the draws of the result are then
-        posterior draws x samples).
+        Noise samples per posterior draw where the noise is not identified by the row: a row has missing values,
+        or a player's mechanism is not invertible (a threshold, count or censored node, whose value only bounds
+        its noise to an interval). The draws of the result are then posterior draws x samples, and every axiom
+        holds per (draw, sample).
     device : str or torch.device
         Where the tensors live (``"cpu"``, ``"cuda"``).
     seed : int
@@ -141,12 +157,17 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     values = torch.tensor(frame.to_numpy(), dtype=torch.float64, device=device)
     missing = {label: frame.columns[frame.loc[label].isna()].tolist() for label in frame.index
                if frame.loc[label].isna().any()}
+    _check_possible_values(fitted, frame)
     if missing:
         _check_latent_possible(fitted, missing)
         abducted = abduct_with_missing(fitted, values, num_latent_samples, generator)
         fitted = abducted.nodes
+    elif not all(node.mechanism.invertible for node in fitted):
+        fitted = [repeat_draws(node, num_latent_samples) for node in fitted]
+        abducted = Players.abduct(fitted, values, generator)
     else:
         abducted = Players.abduct(fitted, values)
+    sampled_noise = bool(missing) or not all(node.mechanism.invertible for node in fitted)
     analytic = all(node.mechanism.linear_gaussian for node in fitted)
     if estimator == "analytic" and not analytic:
         families = {node.name: node.mechanism.name for node in fitted if not node.mechanism.linear_gaussian}
@@ -184,5 +205,5 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
                   "shapley": "exact" if len(players) <= max_exact_players else "permutation",
                   "num_samples": num_samples, "num_permutations": num_permutations, "tolerance": tolerance,
                   "seed": seed, "device": str(device), "converged": model.converged_, "max_nats": max_nats,
-                  "missing": missing, "latent_samples": num_latent_samples if missing else 0},
+                  "missing": missing, "latent_samples": num_latent_samples if sampled_noise else 0},
     )

@@ -59,9 +59,11 @@ class Players:
     noise: torch.Tensor
 
     @staticmethod
-    def abduct(nodes: list[FittedNode], values: torch.Tensor) -> Players:
+    def abduct(nodes: list[FittedNode], values: torch.Tensor, generator: torch.Generator | None = None) -> Players:
+        """Players with every node's noise abducted from ``values``: residuals, or one posterior sample per draw
+        (from ``generator``) for mechanisms that are not invertible."""
         index = {node.name: k for k, node in enumerate(nodes)}
-        noise = [node.abduct(values[:, k], values[:, [index[p] for p in node.parents]])
+        noise = [node.abduct(values[:, k], values[:, [index[p] for p in node.parents]], generator)
                  for k, node in enumerate(nodes)]
         return Players(nodes, values, torch.stack(noise, dim=-1))
 
@@ -135,7 +137,7 @@ class LinearGaussianGame:
 
 
 class MonteCarloGame:
-    """Monte Carlo counterfactual game for any additive-noise players (one outlier row at a time).
+    """Monte Carlo counterfactual game for any players (one outlier row at a time).
 
     Parameters
     ----------
@@ -174,14 +176,15 @@ class MonteCarloGame:
         noises = [node.noise() for node in players.nodes]
         self.abducted = players.noise[:, 0, :]  # (D, K)
         self.observed = players.values[:, -1]
-        self.target_noise, self.target_scale = noises[-1], players.nodes[-1].standardizer.scale
+        self.target = players.nodes[-1]
+        self.target_noise, self.target_scale = noises[-1], self.target.standardizer.scale
         sd = torch.stack([torch.sqrt(noise.variance.squeeze(-1)) for noise in noises], -1)  # (D, K)
         self._line(noises, sd)
         self._proposal(noises, sd, generator, proposal_threshold)
         # the target's marginal from the same draws (all noise redrawn): the feature map and the IT score
         everyone = torch.ones(1, len(noises), dtype=torch.bool, device=self.fresh.device)
-        marginal = MixtureMarginal(self._target_location(self.fresh.unsqueeze(1))[:, 0], self.target_noise,
-                                   self.target_scale, self._log_weight(everyone)[:, 0])
+        marginal = MixtureMarginal(self._target_location(self.fresh.unsqueeze(1))[:, 0], self.target,
+                                   self._log_weight(everyone)[:, 0])
         self.lo, self.hi = feature_map.thresholds(marginal, self.observed.expand(self.abducted.shape[0], -1))
         self.score = it_score(marginal, self.lo, self.hi)  # (D, 1)
 
@@ -201,7 +204,11 @@ class MonteCarloGame:
             zero = torch.zeros(draws, 1, 1, players, dtype=self.abducted.dtype, device=self.abducted.device,
                                requires_grad=True)
             location = self._target_location(zero)
-            (gradient,) = torch.autograd.grad(location.sum(), zero)
+            # through thresholds and counts the location is flat in the noise: no gradient there
+            gradient = (torch.autograd.grad(location.sum(), zero, allow_unused=True)[0]
+                        if location.requires_grad else None)
+            if gradient is None:
+                gradient = torch.zeros_like(zero)
         whitened = torch.where(gaussian, sd * gradient[:, 0, 0, :], torch.zeros_like(sd))  # sigma_j g_j
         norm = whitened.norm(dim=-1, keepdim=True)  # (D, 1)
         has_line = norm > 1e-12
@@ -286,7 +293,7 @@ class MonteCarloGame:
             location = node.location(stacked).reshape(draws, coalitions, samples)
             if k == len(nodes) - 1:
                 return location
-            values.append(location + node.standardizer.scale * noise[..., k])
+            values.append(node.value_at(location, noise[..., k]))
         raise AssertionError("unreachable: the target is the last player")
 
     def __call__(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,9 +303,10 @@ class MonteCarloGame:
         noise = torch.where(chosen, self.fresh.unsqueeze(1), self.abducted[:, None, None, :])  # (D, C, S, K)
         location = self._target_location(noise)  # (D, C, S)
         lo, hi = self.lo[:, :, None], self.hi[:, :, None]  # (D, 1, 1)
-        z_lo, z_hi = (lo - location) / self.target_scale, (hi - location) / self.target_scale
+        z_lo = self.target.noise_at_most(location, lo.expand_as(location))
+        z_hi = self.target.noise_at_least(location, hi.expand_as(location))
         integrated = torch.logaddexp(per_draw(self.target_noise.log_cdf, z_lo), per_draw(self.target_noise.log_sf, z_hi))
-        target_value = location + self.target_scale * self.abducted[:, None, None, -1]
+        target_value = self.target.value_at(location, self.abducted[:, None, None, -1])
         hit = (target_value <= lo) | (target_value >= hi)
         indicator = torch.zeros_like(location).masked_fill(~hit, -math.inf)
         log_terms = torch.where(masks[None, :, None, -1], integrated, indicator)

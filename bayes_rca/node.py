@@ -1,7 +1,8 @@
 """A fitted node: mechanism, standardisation and posterior draws, evaluated in the data's own units.
 
 Values are in the data's units; noise is in the node's standardised units, so that
-``X = location(PA) + scale * N`` with ``N`` drawn from :meth:`FittedNode.noise`.
+``X = location(PA) + scale * N`` with ``N`` drawn from :meth:`FittedNode.noise` for additive mechanisms, and
+``X = loc + scale * h((location(PA) - loc) / scale, N)`` for a mechanism with another output map ``h``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from bayes_rca.inference import PosteriorFit
 from bayes_rca.mechanisms import Mechanism, Params
-from bayes_rca.noise import NoiseFamily
+from bayes_rca.noise import NoiseFamily, sample_truncated
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Standardizer:
     """Centring and scaling of a node and its parents, fitted on training data.
 
     A column that is constant in training data keeps scale 1 (its own units), so that the noise-scale prior
-    still gives it a finite, small noise.
+    still gives it a finite, small noise. Values of 0/1 or count nodes are left as they are (``loc 0, scale 1``).
     """
 
     parent_loc: torch.Tensor
@@ -30,11 +31,13 @@ class Standardizer:
     scale: float
 
     @staticmethod
-    def fit(parents: torch.Tensor, value: torch.Tensor) -> Standardizer:
+    def fit(parents: torch.Tensor, value: torch.Tensor, standardise_value: bool = True) -> Standardizer:
         def safe(std: torch.Tensor) -> torch.Tensor:
             return torch.where(std > 0, std, torch.ones_like(std))
 
         parent_scale = safe(parents.std(0)) if parents.shape[1] else parents.new_ones(0)
+        if not standardise_value:
+            return Standardizer(parents.mean(0), parent_scale, 0.0, 1.0)
         return Standardizer(parents.mean(0), parent_scale, float(value.mean()), float(safe(value.std())))
 
     def parents(self, parents: torch.Tensor) -> torch.Tensor:
@@ -88,14 +91,41 @@ class FittedNode:
         """The noise distribution in standardised units, parameters of shape ``(D, 1)``."""
         return self.mechanism.noise(self.params)
 
-    def abduct(self, value: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+    def value_at(self, location: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The node's value (data units) for its structural ``location`` (data units) and ``noise``."""
+        std = self.standardizer
+        if self.mechanism.invertible:
+            return location + std.scale * noise
+        return std.loc + std.scale * self.mechanism.output((location - std.loc) / std.scale, noise)
+
+    def noise_at_most(self, location: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """The noise bound ``b`` with ``X <= value`` exactly when ``N <= b`` (data-unit location and value)."""
+        std = self.standardizer
+        return self.mechanism.noise_at_most((location - std.loc) / std.scale, (value - std.loc) / std.scale)
+
+    def noise_at_least(self, location: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """The noise bound ``b`` with ``X >= value`` exactly when ``N >= b`` (data-unit location and value)."""
+        std = self.standardizer
+        return self.mechanism.noise_at_least((location - std.loc) / std.scale, (value - std.loc) / std.scale)
+
+    def abduct(self, value: torch.Tensor, parents: torch.Tensor,
+               generator: torch.Generator | None = None) -> torch.Tensor:
         """Posterior noise ``(D, R)`` (standardised units) of observed rows ``value (R,)`` with ``parents (R, p)``.
 
-        For an additive mechanism the noise of each posterior draw is the residual; a non-invertible mechanism
-        would return samples with an extra trailing dimension instead.
+        For an additive mechanism the noise of each posterior draw is the residual. For a mechanism that is not
+        invertible it is one exact draw (from ``generator``) of the noise given the value, parents and parameters:
+        the noise distribution restricted to the interval the value allows.
         """
         batch = parents.unsqueeze(0).expand(self.num_draws, *parents.shape)
-        return (value.unsqueeze(0) - self.location(batch)) / self.standardizer.scale
+        location = self.location(batch)
+        if self.mechanism.invertible:
+            return (value.unsqueeze(0) - location) / self.standardizer.scale
+        if generator is None:
+            raise ValueError(f"node {self.name!r} has a {self.mechanism.name} mechanism: abducting its noise "
+                             "samples it, so a generator is needed")
+        observed = value.unsqueeze(0).expand_as(location)
+        low, high = self.noise_at_least(location, observed), self.noise_at_most(location, observed)
+        return sample_truncated(self.noise(), low, high, generator)
 
     def linear_gaussian(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For a linear-Gaussian node: intercept ``(D,)``, weights ``(D, p)`` in data units and noise sd ``(D,)``."""

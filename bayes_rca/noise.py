@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pyro.distributions as dist
 import torch
 
-from bayes_rca.special import student_t_log_cdf
+from bayes_rca.special import log1mexp, log_ndtri, student_t_log_cdf
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,30 @@ def sample_noise(noise: NoiseFamily, num_samples: int, generator: torch.Generato
     # torch's Gamma sampler takes no generator; draw chi-square(df) from ours for reproducibility.
     chi2 = _chi2_sample(noise.df.expand(shape), generator)
     return noise.standard_sample(standard, chi2)
+
+
+def sample_truncated(noise: GaussianNoise, low: torch.Tensor, high: torch.Tensor,
+                     generator: torch.Generator) -> torch.Tensor:
+    """Exact draws of Gaussian noise restricted to ``[low, high]`` (shape ``(D, B)``), by inverse CDF in log space.
+
+    This is the noise posterior of a node whose observed value only says that its noise lies in an interval (a
+    threshold, a count, a censored value). An interval entirely above zero is mirrored to the lower tail, where
+    ``log Phi`` keeps full precision, so intervals far out in either tail are sampled exactly. Where
+    ``low == high`` the noise is identified and returned as it is.
+    """
+    if not isinstance(noise, GaussianNoise):
+        raise TypeError(f"interval noise posteriors need Gaussian noise, not {type(noise).__name__}")
+    scale = noise.scale
+    mirrored = low > 0
+    a = torch.where(mirrored, -high, low) / scale
+    b = torch.where(mirrored, -low, high) / scale
+    log_a, log_b = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
+    uniform = torch.rand(a.shape, generator=generator, dtype=a.dtype, device=a.device)
+    log_mass = log_b + log1mexp((log_a - log_b).clamp_max(0.0))
+    standard = log_ndtri(torch.logaddexp(log_a, torch.log(uniform) + log_mass))
+    standard = torch.minimum(torch.maximum(standard, a), b)
+    draws = torch.where(mirrored, -standard, standard) * scale
+    return torch.where(low == high, low, draws)
 
 
 def _chi2_sample(df: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -125,12 +125,35 @@ def _fit_node(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
         return _fit_node_draws(task)
 
 
+def _binary(values: torch.Tensor) -> bool:
+    """Whether a node's training values are all 0 or 1, both present."""
+    return bool(((values == 0) | (values == 1)).all()) and values.unique().numel() == 2
+
+
+def _bound(mechanism: Mechanism, task: _NodeTask, values: torch.Tensor, standardizer: Standardizer) -> Mechanism:
+    """The mechanism bound to the node's data units, after checking that its training values are possible."""
+    try:
+        mechanism = mechanism.bind(values, standardizer.loc, standardizer.scale)
+    except MechanismError as error:
+        raise MechanismError(f"node {task.name!r}: {error}") from None
+    problem = mechanism.value_problem(values)
+    if problem:
+        index, reason = problem
+        raise MechanismError(f"node {task.name!r} has a {mechanism.name} mechanism, but its training value "
+                             f"{float(values[index])!r} {reason}")
+    return mechanism
+
+
 def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     """Choose the node's family if not given, then draw from its posterior."""
     pyro.set_rng_seed(task.seed)
     parents = torch.as_tensor(task.parent_values, dtype=torch.float64)
     values = torch.as_tensor(task.values, dtype=torch.float64)
-    standardizer = Standardizer.fit(parents, values)
+    spec, reason = task.spec, "given"
+    if spec is None and _binary(values):
+        spec, reason = "probit_threshold", "values are 0 or 1"
+    standardise_value = make_mechanism(spec, task.name).standardise_value if spec is not None else True
+    standardizer = Standardizer.fit(parents, values, standardise_value)
     parents_std, values_std = standardizer.parents(parents), standardizer.value(values)
 
     def fit(mechanism: Mechanism, method: str) -> PosteriorFit:
@@ -140,9 +163,9 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     unseen = torch.zeros(parents.shape[1], dtype=torch.bool)  # parents that never moved in the training rows
     if parents.shape[1] and len(values) > 1:
         unseen = parents.std(0) == 0
-    if task.spec is not None:
-        mechanism = _checked_mechanism(task.spec, task)
-        posterior, reason = fit(mechanism, _method_for(task.inference, mechanism, task.name)), "given"
+    if spec is not None:
+        mechanism = _bound(_checked_mechanism(spec, task), task, values, standardizer)
+        posterior = fit(mechanism, _method_for(task.inference, mechanism, task.name))
     else:
         constant = bool(values.std() == 0)
         candidates = propose_candidates(parents_std, values_std, constant, task.seed)

@@ -3,7 +3,7 @@
 For both feature maps here the outlier event ``tau(X) >= tau(x)`` is the two-sided event
 ``X <= lo or X >= hi`` for thresholds that depend on ``x`` and on the target's marginal distribution, so a
 feature map only has to supply the thresholds. Marginals are per posterior draw: an exact Gaussian (linear-Gaussian
-models) or a mixture of shifted noise distributions (a Rao-Blackwellised Monte Carlo marginal). All
+models) or a mixture over simulated locations with the noise integrated (a Rao-Blackwellised Monte Carlo marginal). All
 probabilities are handled as logarithms, so scores far out in the tail stay finite.
 """
 
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from bayes_rca.errors import ConfigError
-from bayes_rca.noise import NoiseFamily, per_draw
+from bayes_rca.noise import per_draw
+
+if TYPE_CHECKING:
+    from bayes_rca.node import FittedNode
 
 _BISECTION_STEPS = 200
 
@@ -51,15 +54,15 @@ class GaussianMarginal:
 
 @dataclass(frozen=True)
 class MixtureMarginal:
-    """``X = loc_s + scale * N`` with ``loc_s`` simulated (``(D, S)``) and ``N`` integrated exactly.
+    """``X = h(loc_s, N)`` of a fitted node with ``loc_s`` simulated (``(D, S)``) and its noise ``N`` integrated exactly.
 
     ``log_weight (D, S)`` are importance weights of the simulated locations (zeros for plain Monte Carlo);
-    tail probabilities are ``sum_s w_s P(N beyond (y - loc_s) / scale) / S``, never ``log 0``.
+    tail probabilities are ``sum_s w_s P(N beyond the bound for y at loc_s) / S``, never ``log 0``.
+    ``node`` is the fitted target (a :class:`~bayes_rca.node.FittedNode`): its noise and noise bounds.
     """
 
     loc: torch.Tensor
-    noise: NoiseFamily
-    scale: float
+    node: FittedNode
     log_weight: torch.Tensor
 
     @property
@@ -70,27 +73,24 @@ class MixtureMarginal:
     def std(self) -> torch.Tensor:
         weights = torch.softmax(self.log_weight, -1)
         variance = (weights * (self.loc - self.mean.unsqueeze(-1)) ** 2).sum(-1)
-        return torch.sqrt(variance + self.scale**2 * self.noise.variance.squeeze(-1))
+        noise_variance = self.node.noise().variance.squeeze(-1)
+        return torch.sqrt(variance + self.node.standardizer.scale**2 * noise_variance)
 
     def _log_mean(self, log_values: torch.Tensor) -> torch.Tensor:
         weighted = log_values + self.log_weight.unsqueeze(1)
         return torch.logsumexp(weighted, dim=-1) - math.log(log_values.shape[-1])
 
-    def _standardised(self, value: torch.Tensor) -> torch.Tensor:
-        return (value.unsqueeze(-1) - self.loc.unsqueeze(1)) / self.scale  # (D, R, S)
+    def _pair(self, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Locations and values broadcast to ``(D, R, S)``."""
+        return torch.broadcast_tensors(self.loc.unsqueeze(1), value.unsqueeze(-1))
 
     def log_cdf(self, value: torch.Tensor) -> torch.Tensor:
-        return self._log_mean(per_draw(self.noise.log_cdf, self._standardised(value)))
+        bound = self.node.noise_at_most(*self._pair(value))
+        return self._log_mean(per_draw(self.node.noise().log_cdf, bound))
 
     def log_sf(self, value: torch.Tensor) -> torch.Tensor:
-        return self._log_mean(per_draw(self.noise.log_sf, self._standardised(value)))
-
-    def batches(self, num_batches: int) -> list[MixtureMarginal]:
-        """The marginal estimated from each of ``num_batches`` disjoint batches of the samples."""
-        draws = self.loc.shape[0]
-        locs = self.loc.reshape(draws, num_batches, -1).unbind(1)
-        weights = self.log_weight.reshape(draws, num_batches, -1).unbind(1)
-        return [MixtureMarginal(loc, self.noise, self.scale, weight) for loc, weight in zip(locs, weights)]
+        bound = self.node.noise_at_least(*self._pair(value))
+        return self._log_mean(per_draw(self.node.noise().log_sf, bound))
 
 
 def _bisect(log_tail, log_target: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,8 @@
-"""Special functions in torch that torch lacks: the log of the regularised incomplete beta function.
+"""Special functions that torch lacks, in log space so that tail probabilities far out stay finite and accurate.
 
-Used for the Student-t CDF in log space, so that tail probabilities far out stay finite and accurate.
+- the log of the regularised incomplete beta function, for the Student-t CDF;
+- the inverse of ``log_ndtr`` (the standard normal quantile of a log probability);
+- the Poisson CDF and survival function in log space.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ import torch
 
 _TINY = 1e-300
 _MAX_ITERATIONS = 300
+_LOG_HALF = -0.6931471805599453
+_NEWTON_STEPS = 8
 
 
-def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+def log1mexp(x: torch.Tensor) -> torch.Tensor:
     """``log(1 - exp(x))`` for ``x <= 0``, accurate for x near 0 and very negative."""
     return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
 
@@ -65,7 +69,7 @@ def log_betainc(a: torch.Tensor, b: torch.Tensor, log_x: torch.Tensor,
     log_front = (as_ * log_xs + bs * log_rest
                  - (torch.lgamma(as_) + torch.lgamma(bs) - torch.lgamma(as_ + bs)) - torch.log(as_))
     log_part = (log_front + _log_betacf(as_, bs, torch.exp(log_xs))).clamp_max(0.0)
-    result = torch.where(direct, log_part, _log1mexp(log_part))
+    result = torch.where(direct, log_part, log1mexp(log_part))
     result = torch.where(log_x == -float("inf"), torch.full_like(result, -float("inf")), result)
     return torch.where(log_one_minus_x == -float("inf"), torch.zeros_like(result), result)
 
@@ -80,4 +84,67 @@ def student_t_log_cdf(t: torch.Tensor, df: torch.Tensor) -> torch.Tensor:
     log_z, log_one_minus_z = torch.log(df) - log_denominator, log_t2 - log_denominator
     # log(0.5 * I_z(df/2, 1/2)) is the lower tail for t < 0 and the upper tail for t > 0.
     log_tail = -0.6931471805599453 + log_betainc(0.5 * df, torch.full_like(df, 0.5), log_z, log_one_minus_z)
-    return torch.where(t < 0, log_tail, _log1mexp(log_tail))
+    return torch.where(t < 0, log_tail, log1mexp(log_tail))
+
+
+def _log_ndtri_lower(log_p: torch.Tensor) -> torch.Tensor:
+    """``x`` with ``log Phi(x) = log_p`` for ``log_p <= log(1/2)``: ``ndtri`` refined by Newton steps on ``log Phi``.
+
+    ``log Phi`` is concave and increasing, so Newton's iterates approach the root monotonically from the left.
+    """
+    p = torch.exp(log_p)
+    start = torch.where(p > 1e-300, torch.special.ndtri(p), -torch.sqrt(-2.0 * log_p))
+    x = torch.where(torch.isfinite(start), start, -torch.sqrt(-2.0 * log_p))
+    for _ in range(_NEWTON_STEPS):
+        log_cdf = torch.special.log_ndtr(x)
+        log_slope = -0.5 * x * x - 0.9189385332046727 - log_cdf  # log(phi(x) / Phi(x))
+        x = x - (log_cdf - log_p) * torch.exp(-log_slope)
+    return torch.where(log_p == -float("inf"), torch.full_like(x, -float("inf")), x)
+
+
+def log_ndtri(log_p: torch.Tensor) -> torch.Tensor:
+    """The standard normal quantile of ``exp(log_p)``: ``x`` with ``log Phi(x) = log_p`` (``log_p <= 0``).
+
+    Accurate in both tails: probabilities below the smallest float in the lower tail, and ``log_p`` within
+    rounding of 0 in the upper tail (solved as ``-x`` with ``log Phi(-x) = log(1 - p)``).
+    """
+    upper = log_p > _LOG_HALF
+    lower_side = torch.where(upper, log1mexp(log_p.clamp_max(-1e-300)), log_p)
+    x = _log_ndtri_lower(lower_side)
+    return torch.where(upper, -x, x)
+
+
+def normal_quantile_of_tails(log_cdf: torch.Tensor, log_sf: torch.Tensor) -> torch.Tensor:
+    """``Phi^-1(F)`` from both ``log F`` and ``log(1 - F)``, using the smaller tail for accuracy."""
+    return torch.where(log_cdf <= log_sf, log_ndtri(log_cdf), -log_ndtri(log_sf))
+
+
+def _poisson_log_pmf(k: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+    return k * torch.log(rate) - rate - torch.lgamma(k + 1.0)
+
+
+def poisson_log_cdf(k: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+    """``log P(X <= k)`` for ``X ~ Poisson(rate)`` and integer-valued ``k`` (``-inf`` for ``k < 0``).
+
+    Far below the rate, where the regularised gamma function underflows, the sum is its leading term times the
+    geometric bound ``1 / (1 - k / rate)``, which is exact to first order there.
+    """
+    k, rate = torch.broadcast_tensors(k, rate)
+    safe_k = k.clamp_min(0.0)
+    direct = torch.special.gammaincc(safe_k + 1.0, rate)
+    far = _poisson_log_pmf(safe_k, rate) - torch.log1p(-(safe_k / rate).clamp_max(1.0 - 1e-12))
+    result = torch.where(direct > 1e-280, torch.log(direct.clamp_min(_TINY)), far)
+    return torch.where(k < 0, torch.full_like(result, -float("inf")), result)
+
+
+def poisson_log_sf(k: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+    """``log P(X > k)`` for ``X ~ Poisson(rate)`` and integer-valued ``k`` (``0`` for ``k < 0``).
+
+    Far above the rate the sum is its leading term ``P(X = k + 1)`` times ``1 / (1 - rate / (k + 2))``.
+    """
+    k, rate = torch.broadcast_tensors(k, rate)
+    safe_k = k.clamp_min(0.0)
+    direct = torch.special.gammainc(safe_k + 1.0, rate)
+    far = _poisson_log_pmf(safe_k + 1.0, rate) - torch.log1p(-(rate / (safe_k + 2.0)).clamp_max(1.0 - 1e-12))
+    result = torch.where(direct > 1e-280, torch.log(direct.clamp_min(_TINY)), far)
+    return torch.where(k < 0, torch.zeros_like(result), result)

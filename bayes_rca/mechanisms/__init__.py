@@ -5,6 +5,11 @@ from __future__ import annotations
 from bayes_rca.errors import MechanismError
 from bayes_rca.mechanisms.base import Mechanism, Params
 from bayes_rca.mechanisms.fourier import FourierGaussian
+from bayes_rca.mechanisms.interval import (
+    CensoredGaussian,
+    PoissonCount,
+    ProbitThreshold,
+)
 from bayes_rca.mechanisms.linear import (
     GaussianRoot,
     LinearGaussian,
@@ -13,7 +18,8 @@ from bayes_rca.mechanisms.linear import (
 )
 
 FAMILIES: dict[str, type[Mechanism]] = {
-    cls.name: cls for cls in (GaussianRoot, StudentTRoot, LinearGaussian, LinearStudentT, FourierGaussian)
+    cls.name: cls for cls in (GaussianRoot, StudentTRoot, LinearGaussian, LinearStudentT, FourierGaussian,
+                              ProbitThreshold, PoissonCount, CensoredGaussian)
 }
 
 
@@ -28,5 +34,5 @@ def make_mechanism(spec: str | Mechanism, node: object = None) -> Mechanism:
         raise MechanismError(f"unknown mechanism family {spec!r}{where}; known: {', '.join(FAMILIES)}") from None
 
 
-__all__ = ["FAMILIES", "FourierGaussian", "GaussianRoot", "LinearGaussian", "LinearStudentT", "Mechanism",
-           "Params", "StudentTRoot", "make_mechanism"]
+__all__ = ["FAMILIES", "CensoredGaussian", "FourierGaussian", "GaussianRoot", "LinearGaussian", "LinearStudentT",
+           "Mechanism", "Params", "PoissonCount", "ProbitThreshold", "StudentTRoot", "make_mechanism"]

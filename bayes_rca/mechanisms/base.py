@@ -1,4 +1,4 @@
-"""The mechanism interface: a Bayesian additive-noise model ``X = f(PA; theta) + N`` written once in Pyro.
+"""The mechanism interface: a Bayesian structural model ``X = h(f(PA; theta), N)`` written once in Pyro.
 
 A subclass writes three small methods, all in standardised units (each column centred and scaled on the
 training data):
@@ -7,9 +7,14 @@ training data):
 - :meth:`Mechanism.location` evaluates ``f(pa; theta)`` for a batch of posterior draws;
 - :meth:`Mechanism.noise` returns the noise family of ``N`` for a batch of draws.
 
+The output map ``h`` is additive, ``h(f, n) = f + n``, unless a subclass overrides :meth:`Mechanism.output`
+together with the two preimage bounds :meth:`Mechanism.noise_at_most` and :meth:`Mechanism.noise_at_least`
+(for a map that is non-decreasing in ``n``: thresholds, counts, censoring). Such a mechanism is not invertible:
+an observed value tells only that the noise lies in an interval, the noise's posterior given the value.
+
 The generic :meth:`Mechanism.model` puts them together into the Pyro model that every inference engine (exact
 conjugate updates, SVI, NUTS) conditions on the training data, so that the mechanism is written once and the
-counterfactual simulation uses the very same ``location`` and ``noise``.
+counterfactual simulation uses the very same ``location``, ``noise`` and ``output``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Hashable
 from typing import ClassVar
 
 import pyro
+import pyro.distributions as dist
 import torch
 
 from bayes_rca.noise import NoiseFamily
@@ -43,6 +49,11 @@ class Mechanism(ABC):
         Whether ``f`` is linear and ``N`` Gaussian, which enables the analytic counterfactual tail.
     linear_in_parents : bool
         Whether ``f`` is ``bias + weight . PA`` with a ``"weight"`` parameter ``(D, p)`` (standardised units).
+    invertible : bool
+        Whether the noise is a function of the value and the parents (additive noise); otherwise the observed
+        value only bounds the noise to an interval.
+    standardise_value : bool
+        Whether the node's values are centred and scaled before fitting (not for 0/1 or count values).
     """
 
     name: ClassVar[str]
@@ -51,9 +62,38 @@ class Mechanism(ABC):
     conjugate: ClassVar[bool] = False
     linear_gaussian: ClassVar[bool] = False
     linear_in_parents: ClassVar[bool] = False
+    invertible: ClassVar[bool] = True
+    standardise_value: ClassVar[bool] = True
 
     def setup(self, num_parents: int, seed: int) -> None:
         """Fix any data-independent structure (e.g. random features) before fitting; default: nothing."""
+
+    def bind(self, values: torch.Tensor, loc: float, scale: float) -> Mechanism:
+        """The mechanism for a node with training ``values`` (data units) standardised by ``(loc, scale)``.
+
+        Default: itself. A mechanism with bounds in data units returns a copy that also knows them standardised.
+        """
+        return self
+
+    def value_problem(self, values: torch.Tensor) -> tuple[int, str] | None:
+        """The first of ``values`` (data units) this mechanism cannot produce and why (``"is not 0 or 1"``), or None."""
+        return None
+
+    def output(self, location: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The value ``h(f, n)`` (standardised units) for a location and noise; additive by default."""
+        return location + noise
+
+    def noise_at_most(self, location: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """``sup {n : h(f, n) <= value}``, so that ``X <= value`` exactly when ``N <= noise_at_most``."""
+        return value - location
+
+    def noise_at_least(self, location: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """``inf {n : h(f, n) >= value}``, so that ``X >= value`` exactly when ``N >= noise_at_least``."""
+        return value - location
+
+    def observation(self, location: torch.Tensor, params: Params) -> dist.Distribution:
+        """The distribution of the (standardised) value given its location; additive noise by default."""
+        return self.noise(params).distribution(location)
 
     @abstractmethod
     def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
@@ -96,12 +136,12 @@ class Mechanism(ABC):
         batched = {name: site.unsqueeze(0) for name, site in params.items()}
         loc = self.location(parents.unsqueeze(0), batched)
         observed = None if value is None else value.unsqueeze(0)
-        pyro.sample("value", self.noise(batched).distribution(loc).to_event(1), obs=observed)
+        pyro.sample("value", self.observation(loc, batched).to_event(1), obs=observed)
 
     def log_likelihood(self, parents: torch.Tensor, value: torch.Tensor, params: Params) -> torch.Tensor:
         """Pointwise log-likelihood ``(D, n)`` of ``value`` (shape ``(n,)``) under each posterior draw."""
         loc = self.location(parents.expand(next(iter(params.values())).shape[0], *parents.shape), params)
-        return self.noise(params).log_prob(value - loc)
+        return self.observation(loc, params).log_prob(value.expand_as(loc))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
