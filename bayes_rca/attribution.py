@@ -19,7 +19,7 @@ from bayes_rca.counterfactual import (
 from bayes_rca.data import validate_outliers
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError
 from bayes_rca.graph import blameable_nodes, topological_order
-from bayes_rca.latent import abduct_with_missing, repeat_draws
+from bayes_rca.latent import abduct_with_missing
 from bayes_rca.node import FittedNode
 from bayes_rca.results import AttributionResult
 from bayes_rca.scm import BayesianSCM
@@ -52,16 +52,6 @@ def _shapley(game, num_players: int, max_exact_players: int, num_permutations: i
         return exact_shapley(game, num_players, game.chunk_size, device)
     return permutation_shapley(game, num_players, num_permutations, generator, game.chunk_size, device,
                                tolerance, max_permutations)
-
-
-def _check_latent_possible(fitted: list[FittedNode], missing: dict[Hashable, list[Hashable]]) -> None:
-    """Missing values are inferred exactly only for linear-Gaussian players; say which node stands in the way."""
-    others = {node.name: node.mechanism.name for node in fitted if not node.mechanism.linear_gaussian}
-    if others:
-        label, nodes = next(iter(missing.items()))
-        raise DataError(f"outlier row {label!r} has a missing value in column {nodes[0]!r}; missing values are "
-                        "inferred only when the target and its ancestors all have linear-Gaussian mechanisms, "
-                        f"not so for {others}: impute the value or fit those nodes as linear_gaussian")
 
 
 def _check_possible_values(fitted: list[FittedNode], frame: pd.DataFrame) -> None:
@@ -101,7 +91,8 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     outliers : pandas.DataFrame or pandas.Series
         The outlier rows (one Series = one row); columns for the target and its ancestors are needed. A missing
         value (NaN) of an ancestor is a latent variable, inferred jointly with the noise per posterior draw
-        (:mod:`bayes_rca.latent`; linear-Gaussian mechanisms only); its uncertainty widens the intervals. The
+        (:mod:`bayes_rca.latent`: exact for linear-Gaussian mechanisms, importance sampling otherwise); its
+        uncertainty widens the intervals. The
         noise of a node whose mechanism is not invertible is sampled from its posterior given the row
         (:mod:`bayes_rca.mechanisms.interval`).
     feature_map : {"median_cdf_quantile", "zscore"} or FeatureMap
@@ -158,16 +149,12 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     missing = {label: frame.columns[frame.loc[label].isna()].tolist() for label in frame.index
                if frame.loc[label].isna().any()}
     _check_possible_values(fitted, frame)
-    if missing:
-        _check_latent_possible(fitted, missing)
-        abducted = abduct_with_missing(fitted, values, num_latent_samples, generator)
+    sampled_noise = bool(missing) or not all(node.mechanism.invertible for node in fitted)
+    if sampled_noise:
+        abducted = abduct_with_missing(fitted, values, num_latent_samples, generator, list(frame.index))
         fitted = abducted.nodes
-    elif not all(node.mechanism.invertible for node in fitted):
-        fitted = [repeat_draws(node, num_latent_samples) for node in fitted]
-        abducted = Players.abduct(fitted, values, generator)
     else:
         abducted = Players.abduct(fitted, values)
-    sampled_noise = bool(missing) or not all(node.mechanism.invertible for node in fitted)
     analytic = all(node.mechanism.linear_gaussian for node in fitted)
     if estimator == "analytic" and not analytic:
         families = {node.name: node.mechanism.name for node in fitted if not node.mechanism.linear_gaussian}

@@ -14,7 +14,7 @@ import pandas as pd
 from rich.console import Console
 
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, GraphError
-from bayes_rca.mechanisms import FAMILIES
+from bayes_rca.mechanisms import FAMILIES, make_mechanism
 from bayes_rca.scm import INFERENCE_CHOICES, BayesianSCM
 from bayes_rca.scores import FEATURE_MAPS
 
@@ -45,9 +45,11 @@ def _overrides(pairs: list[str], known_only: bool = True) -> dict[str, str]:
     overrides = {}
     for pair in pairs:
         node, sep, family = pair.partition("=")
-        if not sep or not node or not family or (known_only and family not in FAMILIES):
+        if not sep or not node or not family:
             raise BayesRCAError(f"--mechanism expects NODE=FAMILY with FAMILY one of {', '.join(FAMILIES)}, "
                                 f"got {pair!r}")
+        if known_only:
+            make_mechanism(family, node)  # a clear error for an unknown family or option
         overrides[node] = family
     return overrides
 
@@ -179,24 +181,6 @@ def _prepare_missing(args: argparse.Namespace, graph: nx.DiGraph, data: pd.DataF
     return graph, data, imputed_outliers, dropped
 
 
-def _latent_or_imputed(model: BayesianSCM, target: Hashable, data: pd.DataFrame, outliers: pd.DataFrame,
-                       console: Console) -> pd.DataFrame:
-    """The outlier rows for ``--missing latent``: gaps stay latent where every player is linear-Gaussian, and
-    are imputed with the normal median otherwise (said so on the console)."""
-    from bayes_rca.graph import blameable_nodes
-
-    players = blameable_nodes(model.graph, target)
-    gaps = outliers[players].isna().any()
-    others = [node for node in players if not model.node(node).mechanism.linear_gaussian]
-    if not gaps.any() or not others:
-        return outliers
-    console.print(f"missing outlier values ({', '.join(map(str, gaps[gaps].index))}) imputed with the normal median "
-                  f"instead of inferred: inference needs linear-Gaussian mechanisms, not so for "
-                  f"{', '.join(map(str, others[:5]))}{' ...' if len(others) > 5 else ''} (try --linear)",
-                  markup=False, soft_wrap=True)
-    return outliers.fillna(data.median())
-
-
 def _has_gaps(graph: nx.DiGraph, data: pd.DataFrame, outliers: pd.DataFrame, nodes: list) -> bool:
     """Whether a node lacks a column or all normal values, or an outlier row lacks a value: what imputing fixes."""
     return (any(node not in data.columns or data[node].isna().all() for node in graph)
@@ -237,8 +221,6 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
     model = BayesianSCM(graph, mechanisms=mechanisms, inference=args.inference,
                         num_draws=args.draws, num_chains=args.chains, seed=args.seed, n_jobs=args.jobs).fit(data)
     fit_seconds = time.perf_counter() - start
-    if args.missing == "latent":
-        outliers = _latent_or_imputed(model, args.target, data, outliers, console)
     start = time.perf_counter()
     result = attribute_outliers(model, args.target, outliers, feature_map=args.feature_map,
                                 estimator=args.estimator, num_samples=args.samples, max_nats=args.max_nats,
@@ -357,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="with --missing latent or impute: normal values a node needs to stay in the graph")
     attribute.add_argument("--target", required=True, help="node where the outliers are observed")
     attribute.add_argument("--mechanism", action="append", default=[], metavar="NODE=FAMILY",
-                           help=f"fix a node's mechanism family ({', '.join(FAMILIES)})")
+                           help=f"fix a node's mechanism family ({', '.join(FAMILIES)}), with numeric options in "
+                                "parentheses: latency=censored_gaussian(upper=30)")
     attribute.add_argument("--linear", action="store_true",
                            help="every node without --mechanism is linear-Gaussian (gaussian_root for roots): exact "
                                 "posteriors and closed-form attribution, seconds even for 40 nodes")

@@ -110,22 +110,31 @@ class FittedNode:
 
     def abduct(self, value: torch.Tensor, parents: torch.Tensor,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Posterior noise ``(D, R)`` (standardised units) of observed rows ``value (R,)`` with ``parents (R, p)``.
+        """Posterior noise ``(D, R)`` (standardised units) of observed rows ``value (R,)`` with ``parents (R, p)``,
+        or of rows that differ per draw, ``value (D, R)`` with ``parents (D, R, p)``.
 
         For an additive mechanism the noise of each posterior draw is the residual. For a mechanism that is not
         invertible it is one exact draw (from ``generator``) of the noise given the value, parents and parameters:
         the noise distribution restricted to the interval the value allows.
         """
-        batch = parents.unsqueeze(0).expand(self.num_draws, *parents.shape)
+        per_draw = parents.dim() == 3
+        batch = parents if per_draw else parents.unsqueeze(0).expand(self.num_draws, *parents.shape)
         location = self.location(batch)
+        observed = (value if per_draw else value.unsqueeze(0)).expand_as(location)
         if self.mechanism.invertible:
-            return (value.unsqueeze(0) - location) / self.standardizer.scale
+            return (observed - location) / self.standardizer.scale
         if generator is None:
             raise ValueError(f"node {self.name!r} has a {self.mechanism.name} mechanism: abducting its noise "
                              "samples it, so a generator is needed")
-        observed = value.unsqueeze(0).expand_as(location)
         low, high = self.noise_at_least(location, observed), self.noise_at_most(location, observed)
         return sample_truncated(self.noise(), low, high, generator)
+
+    def log_density(self, location: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood of ``value`` given the structural ``location`` (data units), up to the constant
+        ``-log scale`` of the standardisation; shapes ``(D, B)``."""
+        std = self.standardizer
+        observation = self.mechanism.observation((location - std.loc) / std.scale, self.params)
+        return observation.log_prob(((value - std.loc) / std.scale).expand_as(location))
 
     def linear_gaussian(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For a linear-Gaussian node: intercept ``(D,)``, weights ``(D, p)`` in data units and noise sd ``(D,)``."""

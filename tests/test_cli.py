@@ -82,4 +82,8 @@ def test_unknown_target_and_bad_mechanism_flag(service_files, monkeypatch, capsy
     assert main([*base, "--target", "Nope"]) == 2
     assert "target 'Nope' is not a node of the causal graph" in capsys.readouterr().err
     assert main([*base, "--target", "Website", "--mechanism", "Cache=quadratic"]) == 2
+    assert "unknown mechanism family 'quadratic' for node 'Cache'" in capsys.readouterr().err
+    assert main([*base, "--target", "Website", "--mechanism", "Cache=censored_gaussian(cap=3)"]) == 2
+    assert "unknown option(s) cap; censored_gaussian accepts lower, upper" in capsys.readouterr().err
+    assert main([*base, "--target", "Website", "--mechanism", "Cache"]) == 2
     assert "--mechanism expects NODE=FAMILY" in capsys.readouterr().err

@@ -24,9 +24,17 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bayes_rca import BayesianSCM, attribute_outliers
-from bayes_rca.errors import DataError, MechanismError
+from bayes_rca.errors import BayesRCAError, DataError, MechanismError
+from bayes_rca.harness.methods import make_method
 from bayes_rca.inference import PosteriorFit
-from bayes_rca.mechanisms import CensoredGaussian, GaussianRoot, LinearGaussian, PoissonCount, ProbitThreshold
+from bayes_rca.mechanisms import (
+    CensoredGaussian,
+    GaussianRoot,
+    LinearGaussian,
+    PoissonCount,
+    ProbitThreshold,
+    make_mechanism,
+)
 from bayes_rca.node import FittedNode, Standardizer
 from bayes_rca.noise import GaussianNoise, sample_truncated
 from bayes_rca.special import log_ndtri
@@ -265,3 +273,32 @@ def test_count_and_censored_parents_keep_the_axioms_and_sample_their_intervals()
     assert noise[:, players.index("cpu")].std() > 0  # ... and the censored noise is not a point
     requests = result.contributions[:, 0, result.nodes.index("requests")]
     assert np.median(requests) > 1.0  # 14 requests against about 4.5 expected: a main cause
+
+
+def test_mechanism_specs_take_numeric_options() -> None:
+    censored = make_mechanism("censored_gaussian(lower=0, upper=99.5)")
+    assert (censored.lower, censored.upper) == (0, 99.5)
+    assert make_mechanism("fourier_gaussian(num_features=8)").num_features == 8
+    with pytest.raises(MechanismError, match=r"for node 'X': unknown option\(s\) cap; censored_gaussian accepts "
+                                             r"lower, upper"):
+        make_mechanism("censored_gaussian(cap=3)", "X")
+    with pytest.raises(MechanismError, match=r"option upper must be a number or None, got 'high'"):
+        make_mechanism("censored_gaussian(upper=high)")
+    with pytest.raises(MechanismError, match=r"censoring bounds need lower < upper"):
+        make_mechanism("censored_gaussian(lower=5, upper=1)")
+
+
+def test_harness_method_with_censored_mechanisms() -> None:
+    rng = np.random.default_rng(2)
+    n = 400
+    a = rng.normal(size=n)
+    data = pd.DataFrame({"A": np.minimum(90 + 5 * a, 95.0)})
+    data["T"] = np.minimum(data["A"] + rng.normal(size=n), 95.0)
+    graph = nx.DiGraph([("A", "T")])
+    method = make_method("bayes_rca_censored", bounds=[None, 95.0], num_draws=20, num_latent_samples=2,
+                         num_samples=200, inference_options={"svi_steps": 300})
+    attribution = method.fit(graph, data).attribute("T", pd.DataFrame({"A": [60.0], "T": [61.0]}))
+    assert attribution.scores.idxmax() == "A"
+    assert all(isinstance(node.mechanism, CensoredGaussian) for node in method.model_.nodes_.values())
+    with pytest.raises(BayesRCAError, match=r"bounds=\[0, 1\] needs mechanisms: censored"):
+        make_method("bayes_rca", bounds=[0, 1])

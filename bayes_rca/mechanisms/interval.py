@@ -217,7 +217,7 @@ class CensoredGaussian(Mechanism):
 
     def __init__(self, lower: float | None = None, upper: float | None = None) -> None:
         if lower is not None and upper is not None and not lower < upper:
-            raise ValueError(f"censoring bounds need lower < upper, got lower={lower}, upper={upper}")
+            raise MechanismError(f"censoring bounds need lower < upper, got lower={lower}, upper={upper}")
         self.lower, self.upper = lower, upper
         self.bounds: Bounds | None = None
 

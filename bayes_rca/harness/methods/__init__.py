@@ -28,6 +28,7 @@ METHODS: dict[str, Callable[..., RCAMethod]] = {
     "bayes_rca_svi": partial(BayesRCA, inference="svi"),
     "bayes_rca_nuts": partial(BayesRCA, inference="nuts"),
     "bayes_rca_linear": partial(BayesRCA, mechanisms="linear"),
+    "bayes_rca_censored": partial(BayesRCA, mechanisms="censored", inference="svi"),
     "dowhy": DoWhyPoint,
     "dowhy_bootstrap": DoWhyBootstrap,
     "dowhy_petshop": partial(DoWhyPoint, quality="better", attribute_mean_deviation=True,

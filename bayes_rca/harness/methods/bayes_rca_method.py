@@ -17,9 +17,10 @@ from bayes_rca.graph import blameable_nodes
 from bayes_rca.harness.methods._common import check_fitted, outlier_row
 from bayes_rca.harness.methods.base import Attribution, RCAMethod
 from bayes_rca.inference import InferenceOptions
+from bayes_rca.mechanisms import CensoredGaussian, Mechanism
 from bayes_rca.scm import INFERENCE_CHOICES, BayesianSCM
 
-MECHANISM_CHOICES = ("auto", "linear")
+MECHANISM_CHOICES = ("auto", "linear", "censored")
 MISSING_CHOICES = ("impute", "latent")
 _ATTRIBUTE_OPTIONS = frozenset(inspect.signature(attribute_outliers).parameters) - {
     "model", "target", "outliers", "feature_map", "device", "seed"}
@@ -41,9 +42,15 @@ class BayesRCA(RCAMethod):
     ----------
     inference : {"auto", "conjugate", "svi", "nuts"}
         Posterior inference of the mechanisms (see :class:`~bayes_rca.scm.BayesianSCM`).
-    mechanisms : {"auto", "linear"}
+    mechanisms : {"auto", "linear", "censored"}
         ``"auto"`` assigns a family per node from the data; ``"linear"`` fits every node linear-Gaussian (Gaussian
-        root nodes), a deliberately mis-specified model on nonlinear or heavy-tailed benchmarks.
+        root nodes), a deliberately mis-specified model on nonlinear or heavy-tailed benchmarks; ``"censored"``
+        fits every node linear-Gaussian clipped to ``bounds`` (:class:`~bayes_rca.mechanisms.CensoredGaussian`, a
+        percentage stuck at 100, a latency capped at a timeout), whose noise at a bound is sampled from its
+        posterior (Monte Carlo game).
+    bounds : (float or None, float or None), optional
+        The censoring bounds of ``mechanisms="censored"`` in data units; ``None`` for a side: the training
+        data's pile-up there, if any.
     num_draws : int
         Posterior draws (all chains together).
     seed : int
@@ -84,7 +91,7 @@ class BayesRCA(RCAMethod):
                  feature_map: str = "median_cdf_quantile", device: str = "cpu", num_chains: int = 1,
                  inference_options: dict[str, Any] | None = None, keep_posterior: bool = True,
                  delta: float = 1.0, alpha: float = 0.05, score_threshold: float = 5.0, missing: str = "impute",
-                 **attribute_options: Any) -> None:
+                 bounds: tuple[float | None, float | None] | None = None, **attribute_options: Any) -> None:
         if inference not in INFERENCE_CHOICES:
             raise BayesRCAError(f"unknown inference {inference!r}; choose one of {', '.join(INFERENCE_CHOICES)}")
         if mechanisms not in MECHANISM_CHOICES:
@@ -98,7 +105,9 @@ class BayesRCA(RCAMethod):
         except TypeError as error:
             raise BayesRCAError(f"bad inference_options {inference_options!r}: {error}") from None
         self.inference, self.num_draws, self.num_chains, self.seed = inference, num_draws, num_chains, seed
-        self.mechanisms = mechanisms
+        if bounds is not None and (mechanisms != "censored" or len(bounds) != 2):
+            raise BayesRCAError(f"bounds={bounds!r} needs mechanisms: censored and two entries [lower, upper]")
+        self.mechanisms, self.bounds = mechanisms, tuple(bounds or (None, None))
         self.feature_map, self.device, self.keep_posterior = feature_map, device, keep_posterior
         if missing not in MISSING_CHOICES:
             raise BayesRCAError(f"unknown missing {missing!r}; choose one of {', '.join(MISSING_CHOICES)}")
@@ -109,9 +118,15 @@ class BayesRCA(RCAMethod):
         self.attribute_options = attribute_options
         self.model_: BayesianSCM | None = None
 
+    def _families(self, graph: nx.DiGraph) -> dict[Hashable, str | Mechanism] | None:
+        if self.mechanisms == "linear":
+            return {node: baseline_family(graph.in_degree(node)) for node in graph}
+        if self.mechanisms == "censored":
+            return {node: CensoredGaussian(*self.bounds) for node in graph}
+        return None
+
     def fit(self, graph: nx.DiGraph, data: pd.DataFrame) -> BayesRCA:
-        families = {node: baseline_family(graph.in_degree(node)) for node in graph} \
-            if self.mechanisms == "linear" else None
+        families = self._families(graph)
         self.model_ = BayesianSCM(graph, mechanisms=families, inference=self.inference, num_draws=self.num_draws,
                                   num_chains=self.num_chains, seed=self.seed, progress=False,
                                   options=self.options).fit(data)
