@@ -332,8 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="missing data. error (default): any gap is an error. latent: marginalise graph "
                                 "nodes with no column or fewer "
                                 "than --min-observed normal values out of the graph, fill other gaps of the normal "
-                                "data with its median, and infer the outlier rows' gaps with the noise (imputed "
-                                "like the normal data where a player is not linear-Gaussian); impute: fill the "
+                                "data with its median, and infer the outlier rows' gaps with the noise (exactly for "
+                                "linear-Gaussian players, by importance sampling otherwise); impute: fill the "
                                 "outlier rows' gaps with the median too")
     attribute.add_argument("--min-observed", type=int, default=10,
                            help="with --missing latent or impute: normal values a node needs to stay in the graph")

@@ -41,16 +41,33 @@ def _linear_prior(num_parents: int, dtype: torch.dtype, bias_sd: float) -> Param
     return params
 
 
-def _unit_noise(params: Params) -> GaussianNoise:
-    bias = params["bias"]
-    return GaussianNoise(torch.ones_like(bias).unsqueeze(-1))
-
-
 def _first_bad(bad: torch.Tensor, reason: str) -> tuple[int, str] | None:
     return (int(torch.nonzero(bad)[0, 0]), reason) if bool(bad.any()) else None
 
 
-class ProbitThreshold(Mechanism):
+class _UnitNoiseLinear(Mechanism):
+    """``f = b + w . PA`` on standardised parents, ``N ~ Normal(0, 1)``, values kept in their own units."""
+
+    linear_in_parents: ClassVar[bool] = True
+    invertible: ClassVar[bool] = False
+    standardise_value: ClassVar[bool] = False
+    bias_sd: ClassVar[float]
+
+    def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
+        return _linear_prior(num_parents, dtype, self.bias_sd)
+
+    def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
+        return _linear_location(parents, params)
+
+    def noise(self, params: Params) -> GaussianNoise:
+        bias = params["bias"]
+        return GaussianNoise(torch.ones_like(bias).unsqueeze(-1))
+
+    def num_parameters(self, num_parents: int) -> int:
+        return num_parents + 1
+
+
+class ProbitThreshold(_UnitNoiseLinear):
     """A binary node: ``X = 1[b + w . PA + N > 0]``, ``N ~ Normal(0, 1)`` (probit regression).
 
     Prior (standardised parents): ``b ~ Normal(0, 2^2)``, ``w ~ Normal(0, 1)``. Values must be 0 or 1 and are not
@@ -58,21 +75,7 @@ class ProbitThreshold(Mechanism):
     """
 
     name: ClassVar[str] = "probit_threshold"
-    linear_in_parents: ClassVar[bool] = True
-    invertible: ClassVar[bool] = False
-    standardise_value: ClassVar[bool] = False
-
-    def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
-        return _linear_prior(num_parents, dtype, 2.0)
-
-    def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
-        return _linear_location(parents, params)
-
-    def noise(self, params: Params) -> GaussianNoise:
-        return _unit_noise(params)
-
-    def num_parameters(self, num_parents: int) -> int:
-        return num_parents + 1
+    bias_sd: ClassVar[float] = 2.0
 
     def observation(self, location: torch.Tensor, params: Params) -> dist.Distribution:
         # logit(Phi(f)) in log space: exact for |f| far beyond where Phi(f) rounds to 0 or 1
@@ -95,7 +98,7 @@ class ProbitThreshold(Mechanism):
         return torch.where(value > 1, _INF, bound)
 
 
-class PoissonCount(Mechanism):
+class PoissonCount(_UnitNoiseLinear):
     """A count node: ``X ~ Poisson(exp(b + w . PA))``, written ``X = F^-1(Phi(N))`` with ``N ~ Normal(0, 1)``.
 
     Prior (standardised parents): ``b ~ Normal(0, 10^2)`` (the log rate of raw counts), ``w ~ Normal(0, 1)``. Values
@@ -103,23 +106,9 @@ class PoissonCount(Mechanism):
     """
 
     name: ClassVar[str] = "poisson_count"
-    linear_in_parents: ClassVar[bool] = True
-    invertible: ClassVar[bool] = False
-    standardise_value: ClassVar[bool] = False
+    bias_sd: ClassVar[float] = 10.0
 
     _SEARCH_STEPS: ClassVar[int] = 64
-
-    def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
-        return _linear_prior(num_parents, dtype, 10.0)
-
-    def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
-        return _linear_location(parents, params)
-
-    def noise(self, params: Params) -> GaussianNoise:
-        return _unit_noise(params)
-
-    def num_parameters(self, num_parents: int) -> int:
-        return num_parents + 1
 
     def observation(self, location: torch.Tensor, params: Params) -> dist.Distribution:
         return dist.Poisson(torch.exp(location))

@@ -74,7 +74,7 @@ class BayesRCA(RCAMethod):
         probability of ``e^-5 ~ 1/150`` under normal operation.
     missing : {"impute", "latent"}
         Missing values of an outlier row: take the harness's imputed row (``"impute"``), or infer them with
-        the noise (``"latent"``, :mod:`bayes_rca.latent`; linear-Gaussian mechanisms).
+        the noise (``"latent"``, :mod:`bayes_rca.latent`).
     **attribute_options
         Passed to :func:`~bayes_rca.attribute_outliers`: ``estimator``, ``num_samples``, ``max_exact_players``,
         ``num_permutations``, ``verify``.
