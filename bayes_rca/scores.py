@@ -3,8 +3,8 @@
 For both feature maps here the outlier event ``tau(X) >= tau(x)`` is the two-sided event
 ``X <= lo or X >= hi`` for thresholds that depend on ``x`` and on the target's marginal distribution, so a
 feature map only has to supply the thresholds. Marginals are per posterior draw: an exact Gaussian (linear-Gaussian
-models) or a mixture over simulated locations with the noise integrated (a Rao-Blackwellised Monte Carlo marginal). All
-probabilities are handled as logarithms, so scores far out in the tail stay finite.
+models) or a mixture over simulated locations with the noise integrated (a Rao-Blackwellised Monte Carlo
+marginal). All probabilities are handled as logarithms, so scores far out in the tail stay finite.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class GaussianMarginal:
 
 @dataclass(frozen=True)
 class MixtureMarginal:
-    """``X = h(loc_s, N)`` of a fitted node with ``loc_s`` simulated (``(D, S)``) and its noise ``N`` integrated exactly.
+    """``X = h(loc_s, N)`` of a fitted node, ``loc_s`` simulated (``(D, S)``) and its noise ``N`` integrated exactly.
 
     ``log_weight (D, S)`` are importance weights of the simulated locations (zeros for plain Monte Carlo);
     tail probabilities are ``sum_s w_s P(N beyond the bound for y at loc_s) / S``, never ``log 0``.

@@ -302,3 +302,14 @@ def test_harness_method_with_censored_mechanisms() -> None:
     assert all(isinstance(node.mechanism, CensoredGaussian) for node in method.model_.nodes_.values())
     with pytest.raises(BayesRCAError, match=r"bounds=\[0, 1\] needs mechanisms: censored"):
         make_method("bayes_rca", bounds=[0, 1])
+
+
+def test_censoring_bounds_come_from_a_pile_up_not_a_repeated_extreme() -> None:
+    rng = np.random.default_rng(3)
+    rounded = torch.tensor(np.round(rng.normal(50, 10, size=1000)), dtype=DOUBLE)
+    rounded[:2] = rounded.max()  # the maximum of rounded data, twice: not a cap
+    bounds = CensoredGaussian().bind(rounded, 50.0, 10.0).bounds
+    assert (bounds.lower, bounds.upper) == (-math.inf, math.inf)
+    capped = rounded.clamp(max=60.0)  # about 16% of the rows at the cap
+    bounds = CensoredGaussian(lower=0.0).bind(capped, 50.0, 10.0).bounds
+    assert (bounds.lower, bounds.upper, bounds.upper_std) == (0.0, 60.0, 1.0)

@@ -31,6 +31,7 @@ from bayes_rca.noise import GaussianNoise
 from bayes_rca.special import normal_quantile_of_tails, poisson_log_cdf, poisson_log_sf
 
 _INF = math.inf
+PILE_UP_SHARE = 0.01  # share of training rows at the min (max) that makes it a censoring bound
 
 
 def _linear_prior(num_parents: int, dtype: torch.dtype, bias_sd: float) -> Params:
@@ -194,8 +195,8 @@ class CensoredGaussian(Mechanism):
     ----------
     lower, upper : float, optional
         The censoring bounds in data units (e.g. a timeout, or 100 for a percentage). ``None``: the training
-        data's minimum (maximum) if at least two training rows sit on it (a pile-up), otherwise no bound. Where
-        every training value is the same, at least one bound must be given.
+        data's minimum (maximum) if at least 1% of the training rows (and two) sit on it, a pile-up; otherwise no
+        bound. Where every training value is the same, at least one bound must be given.
 
     Prior (standardised units): ``b, w ~ Normal(0, 1)``, ``sigma ~ HalfNormal(1)``.
     """
@@ -211,8 +212,8 @@ class CensoredGaussian(Mechanism):
         self.bounds: Bounds | None = None
 
     def bind(self, values: torch.Tensor, loc: float, scale: float) -> CensoredGaussian:
-        def piled_up(extreme: torch.Tensor) -> bool:
-            return int((values == extreme).sum()) >= 2
+        def piled_up(extreme: torch.Tensor) -> bool:  # not just a repeated extreme of rounded data
+            return int((values == extreme).sum()) >= max(2, PILE_UP_SHARE * len(values))
 
         if self.lower is None and self.upper is None and bool((values == values[0]).all()):
             raise MechanismError(f"every training value is {float(values[0])}, so it is unclear which censoring "
