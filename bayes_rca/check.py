@@ -17,6 +17,7 @@ from typing import Literal
 import networkx as nx
 import numpy as np
 import pandas as pd
+import torch
 
 from bayes_rca.assignment import baseline_family
 from bayes_rca.errors import BayesRCAError, ConfigError, GraphError, MechanismError
@@ -29,7 +30,7 @@ from bayes_rca.graph import (
 from bayes_rca.harness.config import expand_cells, load_config
 from bayes_rca.harness.loading import REAL_FAMILIES, benchmark_problem
 from bayes_rca.harness.methods import make_method
-from bayes_rca.mechanisms import Mechanism, make_mechanism
+from bayes_rca.mechanisms import Mechanism, bind_to_data, is_binary, make_mechanism
 
 Level = Literal["error", "warning", "info"]
 LEVELS: tuple[Level, ...] = ("error", "warning", "info")
@@ -192,9 +193,16 @@ def _mechanisms(graph: nx.DiGraph, overrides: dict[Hashable, str | Mechanism], d
     findings, rows = [], []
     for node in topological_order(graph):
         parents = parents_of(graph, node)
-        spec = overrides.get(node, baseline_family(len(parents)))
+        values = None
+        if data is not None and node in usable:
+            column = data[node].to_numpy(dtype=np.float64)
+            values = torch.tensor(column[np.isfinite(column)])
+        binary = node not in overrides and values is not None and is_binary(values)
+        spec = overrides.get(node, "probit_threshold" if binary else baseline_family(len(parents)))
         try:
             mechanism = make_mechanism(spec, node)
+            if values is not None and len(values):
+                bind_to_data(mechanism, node, values, float(values.mean()), 1.0)
         except MechanismError as error:
             findings.append(Finding("error", str(node), str(error)))
             continue

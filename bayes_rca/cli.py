@@ -19,7 +19,6 @@ from bayes_rca.scm import INFERENCE_CHOICES, BayesianSCM
 from bayes_rca.scores import FEATURE_MAPS
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
 
     import networkx as nx
 

@@ -35,7 +35,7 @@ from bayes_rca.diagnostics import convergence_problems
 from bayes_rca.errors import BayesRCAWarning, MechanismError
 from bayes_rca.graph import check_node, parents_of, topological_order, validate_graph
 from bayes_rca.inference import InferenceOptions, PosteriorFit, fit_posterior
-from bayes_rca.mechanisms import Mechanism, make_mechanism
+from bayes_rca.mechanisms import Mechanism, bind_to_data, is_binary, make_mechanism
 from bayes_rca.node import FittedNode, Standardizer
 
 INFERENCE_CHOICES = ("auto", "conjugate", "svi", "nuts")
@@ -125,32 +125,13 @@ def _fit_node(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
         return _fit_node_draws(task)
 
 
-def _binary(values: torch.Tensor) -> bool:
-    """Whether a node's training values are all 0 or 1, both present."""
-    return bool(((values == 0) | (values == 1)).all()) and values.unique().numel() == 2
-
-
-def _bound(mechanism: Mechanism, task: _NodeTask, values: torch.Tensor, standardizer: Standardizer) -> Mechanism:
-    """The mechanism bound to the node's data units, after checking that its training values are possible."""
-    try:
-        mechanism = mechanism.bind(values, standardizer.loc, standardizer.scale)
-    except MechanismError as error:
-        raise MechanismError(f"node {task.name!r}: {error}") from None
-    problem = mechanism.value_problem(values)
-    if problem:
-        index, reason = problem
-        raise MechanismError(f"node {task.name!r} has a {mechanism.name} mechanism, but its training value "
-                             f"{float(values[index])!r} {reason}")
-    return mechanism
-
-
 def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     """Choose the node's family if not given, then draw from its posterior."""
     pyro.set_rng_seed(task.seed)
     parents = torch.as_tensor(task.parent_values, dtype=torch.float64)
     values = torch.as_tensor(task.values, dtype=torch.float64)
     spec, reason = task.spec, "given"
-    if spec is None and _binary(values):
+    if spec is None and is_binary(values):
         spec, reason = "probit_threshold", "values are 0 or 1"
     standardise_value = make_mechanism(spec, task.name).standardise_value if spec is not None else True
     standardizer = Standardizer.fit(parents, values, standardise_value)
@@ -164,7 +145,8 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     if parents.shape[1] and len(values) > 1:
         unseen = parents.std(0) == 0
     if spec is not None:
-        mechanism = _bound(_checked_mechanism(spec, task), task, values, standardizer)
+        mechanism = bind_to_data(_checked_mechanism(spec, task), task.name, values, standardizer.loc,
+                                 standardizer.scale)
         posterior = fit(mechanism, _method_for(task.inference, mechanism, task.name))
     else:
         constant = bool(values.std() == 0)

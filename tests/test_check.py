@@ -153,3 +153,16 @@ def test_bad_configs(tmp_path, capsys):
                                           "benchmark: {family: galaxy}\n")
     report = check_config(tmp_path / "method.yaml")
     assert {f.subject for f in report.findings if f.level == "error"} == {"nope", "circa", "benchmark"}
+
+
+def test_mechanism_values_are_checked_against_the_data(graph):
+    data = _frame(list(graph), rows=40)
+    data["B"] = (data["B"] > 0).astype(float)  # a 0/1 column: the fit will give it probit_threshold
+    data["D"] = (data["D"] > 0).astype(float)
+    data.loc[3, "D"] = 0.5
+    report = check_model_inputs(graph, data, mechanisms={"D": "probit_threshold", "F": "censored_gaussian"})
+    table = report.mechanisms.set_index("node")
+    assert table.loc["B", "mechanism"] == "probit_threshold" and table.loc["B", "assigned"] == "auto"
+    assert ("node 'D' has a probit_threshold mechanism, but its training value 0.5 is not 0 or 1"
+            in _about(report, "error", "D")[0].message)
+    assert not _about(report, "error", "F")  # a censored node without a pile-up: no bound, nothing wrong

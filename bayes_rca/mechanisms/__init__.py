@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import re
 
+import torch
+
 from bayes_rca.errors import MechanismError
 from bayes_rca.mechanisms.base import Mechanism, Params
 from bayes_rca.mechanisms.fourier import FourierGaussian
@@ -63,5 +65,32 @@ def make_mechanism(spec: str | Mechanism, node: object = None) -> Mechanism:
     return family(**options)
 
 
+def is_binary(values: torch.Tensor) -> bool:
+    """Whether a node's values are all 0 or 1, both present (the automatic assignment gives it ``probit_threshold``)."""
+    return bool(((values == 0) | (values == 1)).all()) and values.unique().numel() == 2
+
+
+def bind_to_data(mechanism: Mechanism, node: object, values: torch.Tensor, loc: float, scale: float) -> Mechanism:
+    """``mechanism`` bound to a node's training ``values`` (data units, standardised by ``loc``, ``scale``).
+
+    Raises
+    ------
+    MechanismError
+        Naming the node, where the mechanism cannot produce a training value (a 0.5 at a 0/1 node) or cannot
+        be bound (a censored node whose training values are all equal, without a bound given).
+    """
+    try:
+        mechanism = mechanism.bind(values, loc, scale)
+    except MechanismError as error:
+        raise MechanismError(f"node {node!r}: {error}") from None
+    problem = mechanism.value_problem(values)
+    if problem:
+        index, reason = problem
+        raise MechanismError(f"node {node!r} has a {mechanism.name} mechanism, but its training value "
+                             f"{float(values[index])!r} {reason}")
+    return mechanism
+
+
 __all__ = ["FAMILIES", "CensoredGaussian", "FourierGaussian", "GaussianRoot", "LinearGaussian", "LinearStudentT",
-           "Mechanism", "Params", "PoissonCount", "ProbitThreshold", "StudentTRoot", "make_mechanism"]
+           "Mechanism", "Params", "PoissonCount", "ProbitThreshold", "StudentTRoot", "bind_to_data", "is_binary",
+           "make_mechanism"]
