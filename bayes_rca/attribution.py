@@ -19,7 +19,7 @@ from bayes_rca.counterfactual import (
 from bayes_rca.data import validate_outliers
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError
 from bayes_rca.graph import blameable_nodes, topological_order
-from bayes_rca.latent import abduct_with_missing
+from bayes_rca.latent import abduct_sampled_noise
 from bayes_rca.node import FittedNode
 from bayes_rca.results import AttributionResult
 from bayes_rca.scm import BayesianSCM
@@ -92,9 +92,8 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         The outlier rows (one Series = one row); columns for the target and its ancestors are needed. A missing
         value (NaN) of an ancestor is a latent variable, inferred jointly with the noise per posterior draw
         (:mod:`bayes_rca.latent`: exact for linear-Gaussian mechanisms, importance sampling otherwise); its
-        uncertainty widens the intervals. The
-        noise of a node whose mechanism is not invertible is sampled from its posterior given the row
-        (:mod:`bayes_rca.mechanisms.interval`).
+        uncertainty widens the intervals. The noise of a node whose mechanism is not invertible is sampled from
+        its posterior given the row (:mod:`bayes_rca.mechanisms.interval`).
     feature_map : {"median_cdf_quantile", "zscore"} or FeatureMap
         The feature map ``tau`` of the IT score (DoWhy's default is the median-CDF quantile score).
     estimator : {"auto", "analytic", "monte_carlo"}
@@ -151,7 +150,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     _check_possible_values(fitted, frame)
     sampled_noise = bool(missing) or not all(node.mechanism.invertible for node in fitted)
     if sampled_noise:
-        abducted = abduct_with_missing(fitted, values, num_latent_samples, generator, list(frame.index))
+        abducted = abduct_sampled_noise(fitted, values, num_latent_samples, generator, list(frame.index))
         fitted = abducted.nodes
     else:
         abducted = Players.abduct(fitted, values)

@@ -60,17 +60,25 @@ class Players:
 
     @staticmethod
     def abduct(nodes: list[FittedNode], values: torch.Tensor, generator: torch.Generator | None = None) -> Players:
-        """Players with every node's noise abducted from ``values``: residuals, or one posterior sample per draw
-        (from ``generator``) for mechanisms that are not invertible."""
-        index = {node.name: k for k, node in enumerate(nodes)}
-        noise = [node.abduct(values[:, k], values[:, [index[p] for p in node.parents]], generator)
-                 for k, node in enumerate(nodes)]
-        return Players(nodes, values, torch.stack(noise, dim=-1))
+        """Players with every node's noise abducted from ``values (R, K)`` (see :func:`abduct_noise`)."""
+        return Players(nodes, values, abduct_noise(nodes, values, generator))
 
     @property
     def parent_index(self) -> list[list[int]]:
         index = {node.name: k for k, node in enumerate(self.nodes)}
         return [[index[p] for p in node.parents] for node in self.nodes]
+
+
+def abduct_noise(nodes: list[FittedNode], values: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Every node's noise ``(D, R, K)`` given rows ``values``: ``(R, K)`` shared by all draws, or ``(D, R, K)``.
+
+    Residuals for invertible mechanisms, one posterior sample per draw (from ``generator``) for the others.
+    """
+    index = {node.name: k for k, node in enumerate(nodes)}
+    noise = [node.abduct(values[..., k], values[..., [index[p] for p in node.parents]], generator)
+             for k, node in enumerate(nodes)]
+    return torch.stack(noise, dim=-1)
 
 
 def _log_interval(noise, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:

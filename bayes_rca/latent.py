@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import torch
 
-from bayes_rca.counterfactual import Players
+from bayes_rca.counterfactual import Players, abduct_noise
 from bayes_rca.errors import BayesRCAWarning
 from bayes_rca.node import FittedNode
 
@@ -127,14 +127,6 @@ def sample_missing(nodes: list[FittedNode], row: torch.Tensor, num_samples: int,
     return completed.reshape(draws * num_samples, len(nodes)), effective
 
 
-def _abduct_completed(nodes: list[FittedNode], completed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Noise ``(D, K)`` of rows that differ per draw, ``completed (D, K)``, for the (repeated) players."""
-    index = {node.name: k for k, node in enumerate(nodes)}
-    noise = [node.abduct(completed[:, k:k + 1], completed[:, None, [index[p] for p in node.parents]], generator)
-             for k, node in enumerate(nodes)]
-    return torch.cat(noise, dim=-1)
-
-
 def _warn_if_degenerate(effective: torch.Tensor, num_particles: int, label: object) -> None:
     median = float(effective.median())
     if median < MIN_EFFECTIVE_SHARE * num_particles:
@@ -144,8 +136,8 @@ def _warn_if_degenerate(effective: torch.Tensor, num_particles: int, label: obje
                       "intervals with care, or impute", BayesRCAWarning, stacklevel=4)
 
 
-def abduct_with_missing(nodes: list[FittedNode], values: torch.Tensor, num_samples: int,
-                        generator: torch.Generator, labels: list | None = None) -> Players:
+def abduct_sampled_noise(nodes: list[FittedNode], values: torch.Tensor, num_samples: int,
+                         generator: torch.Generator, labels: list | None = None) -> Players:
     """Players whose draws are (posterior draw x noise sample) and whose noise respects every observed value.
 
     Used where the noise is not identified by the rows: missing values, or mechanisms that are not invertible
@@ -178,5 +170,5 @@ def abduct_with_missing(nodes: list[FittedNode], values: torch.Tensor, num_sampl
         else:
             completed, effective = sample_missing(nodes, values[r], num_samples, generator)
             _warn_if_degenerate(effective, NUM_PARTICLES, labels[r] if labels is not None else r)
-            rows.append(_abduct_completed(repeated, completed, generator))
+            rows.append(abduct_noise(repeated, completed.unsqueeze(1), generator)[:, 0])
     return Players(repeated, values, torch.stack(rows, 1))

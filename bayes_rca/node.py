@@ -101,11 +101,15 @@ class FittedNode:
     def noise_at_most(self, location: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """The noise bound ``b`` with ``X <= value`` exactly when ``N <= b`` (data-unit location and value)."""
         std = self.standardizer
+        if self.mechanism.invertible:  # additive: the standardised residual
+            return (value - location) / std.scale
         return self.mechanism.noise_at_most((location - std.loc) / std.scale, (value - std.loc) / std.scale)
 
     def noise_at_least(self, location: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """The noise bound ``b`` with ``X >= value`` exactly when ``N >= b`` (data-unit location and value)."""
         std = self.standardizer
+        if self.mechanism.invertible:
+            return (value - location) / std.scale
         return self.mechanism.noise_at_least((location - std.loc) / std.scale, (value - std.loc) / std.scale)
 
     def abduct(self, value: torch.Tensor, parents: torch.Tensor,

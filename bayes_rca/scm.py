@@ -133,8 +133,8 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     spec, reason = task.spec, "given"
     if spec is None and is_binary(values):
         spec, reason = "probit_threshold", "values are 0 or 1"
-    standardise_value = make_mechanism(spec, task.name).standardise_value if spec is not None else True
-    standardizer = Standardizer.fit(parents, values, standardise_value)
+    given = _checked_mechanism(spec, task) if spec is not None else None
+    standardizer = Standardizer.fit(parents, values, given is None or given.standardise_value)
     parents_std, values_std = standardizer.parents(parents), standardizer.value(values)
 
     def fit(mechanism: Mechanism, method: str) -> PosteriorFit:
@@ -144,9 +144,8 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     unseen = torch.zeros(parents.shape[1], dtype=torch.bool)  # parents that never moved in the training rows
     if parents.shape[1] and len(values) > 1:
         unseen = parents.std(0) == 0
-    if spec is not None:
-        mechanism = bind_to_data(_checked_mechanism(spec, task), task.name, values, standardizer.loc,
-                                 standardizer.scale)
+    if given is not None:
+        mechanism = bind_to_data(given, task.name, values, standardizer.loc, standardizer.scale)
         posterior = fit(mechanism, _method_for(task.inference, mechanism, task.name))
     else:
         constant = bool(values.std() == 0)
