@@ -93,8 +93,7 @@ def _log_ndtri_lower(log_p: torch.Tensor) -> torch.Tensor:
     ``log Phi`` is concave and increasing, so Newton's iterates approach the root monotonically from the left.
     """
     p = torch.exp(log_p)
-    start = torch.where(p > 1e-300, torch.special.ndtri(p), -torch.sqrt(-2.0 * log_p))
-    x = torch.where(torch.isfinite(start), start, -torch.sqrt(-2.0 * log_p))
+    x = torch.where(p > 1e-300, torch.special.ndtri(p), -torch.sqrt(-2.0 * log_p))
     for _ in range(_NEWTON_STEPS):
         log_cdf = torch.special.log_ndtr(x)
         log_slope = -0.5 * x * x - 0.9189385332046727 - log_cdf  # log(phi(x) / Phi(x))
@@ -116,7 +115,9 @@ def log_ndtri(log_p: torch.Tensor) -> torch.Tensor:
 
 def normal_quantile_of_tails(log_cdf: torch.Tensor, log_sf: torch.Tensor) -> torch.Tensor:
     """``Phi^-1(F)`` from both ``log F`` and ``log(1 - F)``, using the smaller tail for accuracy."""
-    return torch.where(log_cdf <= log_sf, log_ndtri(log_cdf), -log_ndtri(log_sf))
+    lower = log_cdf <= log_sf
+    quantile = log_ndtri(torch.where(lower, log_cdf, log_sf))  # one inversion per element, in its smaller tail
+    return torch.where(lower, quantile, -quantile)
 
 
 def _poisson_log_pmf(k: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:

@@ -125,10 +125,17 @@ class PoissonCount(_UnitNoiseLinear):
     @staticmethod
     def _reaches(count: torch.Tensor, rate: torch.Tensor, log_lower: torch.Tensor,
                  log_upper: torch.Tensor) -> torch.Tensor:
-        """Whether ``P(X <= count) >= Phi(n)``, from ``log Phi(n)`` and ``log Phi(-n)``, in the smaller tail."""
-        lower_half = log_lower <= log_upper
-        return torch.where(lower_half, poisson_log_cdf(count, rate) >= log_lower,
-                           poisson_log_sf(count, rate) <= log_upper)
+        """Whether ``P(X <= count) >= Phi(n)``, from ``log Phi(n)`` and ``log Phi(-n)``, in the smaller tail.
+
+        Each element evaluates only the tail it compares (the regularised gamma functions are the cost).
+        """
+        count, rate, log_lower, log_upper = torch.broadcast_tensors(count, rate, log_lower, log_upper)
+        lower = log_lower <= log_upper
+        upper = ~lower
+        reached = torch.empty_like(lower)
+        reached[lower] = poisson_log_cdf(count[lower], rate[lower]) >= log_lower[lower]
+        reached[upper] = poisson_log_sf(count[upper], rate[upper]) <= log_upper[upper]
+        return reached
 
     def output(self, location: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         # the smallest k with P(X <= k) >= Phi(n), by bisection on integers from a normal-approximation bracket
