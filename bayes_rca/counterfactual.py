@@ -35,7 +35,8 @@ from bayes_rca.scores import (
     it_score,
 )
 
-_MAX_ELEMENTS = 1 << 24  # per chunked tensor: draws x rows x coalitions (x samples)
+_MAX_ELEMENTS = 1 << 24  # per chunked tensor of the Monte Carlo game: draws x coalitions x samples
+_BLOCK_ELEMENTS = 1 << 18  # per call of the analytic game (draws x rows x coalitions): small enough to stay in cache
 _STANDARD_NORMAL = GaussianNoise(torch.tensor(1.0, dtype=torch.float64))
 _LINE_RANGES = 4  # the line's shift is uniform on one of this many nested ranges, geometrically spaced
 
@@ -132,16 +133,18 @@ class LinearGaussianGame:
     def __call__(self, masks: torch.Tensor) -> tuple[torch.Tensor, None]:
         """``g(S)`` for boolean ``masks (C, K)``: ``(D, R, C)``, and no Monte Carlo batches (exact)."""
         weights = masks.to(self.shift.dtype)
-        mean = self.observed[:, None] - torch.einsum("drk,ck->drc", self.shift, weights)
+        mean = torch.einsum("drk,ck->drc", self.shift, weights).neg_().add_(self.observed[:, None])
         std = torch.sqrt(torch.einsum("dk,ck->dc", self.alpha**2 * self.noise_var, weights)).unsqueeze(1)
-        value = -gaussian_log_tail(mean, std, self.lo.unsqueeze(-1), self.hi.unsqueeze(-1))
+        value = gaussian_log_tail(mean, std, self.lo.unsqueeze(-1), self.hi.unsqueeze(-1)).neg_()
         full, _ = _full_and_empty(masks)
-        return torch.where(full, self.score.unsqueeze(-1), value), None
+        value[..., full] = self.score.unsqueeze(-1)
+        return value, None
 
     @property
     def chunk_size(self) -> int:
-        draws, rows = self.shift.shape[:2]
-        return max(1, _MAX_ELEMENTS // (draws * rows))
+        """Coalitions per call: blocks of about :data:`_BLOCK_ELEMENTS` values, and a permutation pair at least."""
+        draws, rows, players = self.shift.shape
+        return max(2 * (players + 1), _BLOCK_ELEMENTS // (draws * rows))
 
 
 class MonteCarloGame:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from bayes_rca.node import FittedNode
 
 _BISECTION_STEPS = 200
+_SQRT_HALF = math.sqrt(0.5)
+_LOG_2 = math.log(2.0)
+_ERFC_FLOOR = 1e-280  # below this, 2 P from erfc loses relative precision (subnormals): use log_ndtr
 
 
 class Marginal(Protocol):
@@ -184,7 +187,23 @@ def gaussian_log_tail(mean: torch.Tensor, std: torch.Tensor, lo: torch.Tensor, h
 
     With zero variance ``Y`` equals the observed value, which lies on a threshold by construction, so the event
     holds with probability one.
+
+    Notes
+    -----
+    ``2 P = erfc((mean - lo) / (std sqrt 2)) + erfc((hi - mean) / (std sqrt 2))``: ``erfc`` is vectorised and
+    relative-accurate in the tail, several times faster than ``log_ndtr`` (a scalar loop on CPU) over the
+    millions of elements of a game. Where the sum falls below :data:`_ERFC_FLOOR` (an event beyond about 37
+    standard deviations) the two ``log_ndtr`` are evaluated, for those elements only, so the result stays
+    exact however far out.
     """
-    safe = torch.where(std > 0, std, torch.ones_like(std))
-    log_p = log_two_tails(torch.special.log_ndtr((lo - mean) / safe), torch.special.log_ndtr((mean - hi) / safe))
-    return torch.where(std > 0, log_p.clamp_max(0.0), torch.zeros_like(log_p))
+    positive = std > 0
+    safe_std = torch.where(positive, std, torch.ones_like(std))
+    scale = safe_std.reciprocal().mul_(_SQRT_HALF)
+    twice = (mean - lo).mul_(scale).erfc_()
+    twice.add_((hi - mean).mul_(scale).erfc_())
+    far = twice < _ERFC_FLOOR if bool(twice.min() < _ERFC_FLOOR) else None
+    log_p = twice.log_().sub_(_LOG_2)
+    if far is not None:
+        m, s, low, high = (t.expand_as(log_p)[far] for t in (mean, safe_std, lo, hi))
+        log_p[far] = log_two_tails(torch.special.log_ndtr((low - m) / s), torch.special.log_ndtr((m - high) / s))
+    return log_p.clamp_max_(0.0).masked_fill_(~positive.expand_as(log_p), 0.0)

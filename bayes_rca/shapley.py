@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 Game = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+_MAX_CODED_PLAYERS = 62  # coalitions of up to this many players are coded as one int64
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,23 @@ def _batch_error(values: torch.Tensor, batches: torch.Tensor | None) -> torch.Te
     return batches.std(dim=0) / math.sqrt(batches.shape[0])
 
 
+def distinct_coalitions(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of ``masks (N, K)`` and, for each row, the index of its distinct row.
+
+    Up to 62 players a coalition is one integer code and the sort is one-dimensional (much faster than
+    ``torch.unique(dim=0)`` on boolean rows). Beyond, the prefixes of a few permutations of so many players
+    rarely coincide (apart from the empty and full coalitions), so every row is kept: sorting them would cost
+    more than the few repeated evaluations.
+    """
+    num_players = masks.shape[-1]
+    if num_players > _MAX_CODED_PLAYERS:
+        return masks, torch.arange(masks.shape[0], device=masks.device)
+    bits = torch.arange(num_players, device=masks.device)
+    codes = (masks.long() << bits).sum(-1)
+    distinct, inverse = torch.unique(codes, return_inverse=True)
+    return ((distinct.unsqueeze(-1) >> bits) & 1).bool(), inverse
+
+
 def _permutation_chunk(game: Game, num_players: int, pairs: int, generator: torch.Generator, chunk_size: int,
                        device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``pairs`` antithetic permutation pairs, their distinct coalitions evaluated ``chunk_size`` at a time.
@@ -82,20 +100,20 @@ def _permutation_chunk(game: Game, num_players: int, pairs: int, generator: torc
     orders = torch.cat([forward, forward.flip(-1)])  # (P, K)
     rank = torch.argsort(orders, dim=-1)  # position of each player in each permutation
     prefix = rank.unsqueeze(1) < torch.arange(num_players + 1, device=device).view(1, -1, 1)  # (P, K+1, K)
-    unique, inverse = torch.unique(prefix.reshape(-1, num_players), dim=0, return_inverse=True)
+    unique, inverse = distinct_coalitions(prefix.reshape(-1, num_players))
     parts = [game(unique[start:start + chunk_size]) for start in range(0, unique.shape[0], chunk_size)]
     game_values = torch.cat([values for values, _ in parts], -1)
     game_batches = None if parts[0][1] is None else torch.cat([batches for _, batches in parts], -1)
 
-    def per_permutation(coalition_values: torch.Tensor) -> torch.Tensor:
+    def pair_means(coalition_values: torch.Tensor) -> torch.Tensor:  # (..., C) -> (..., pairs, K)
         values = coalition_values[..., inverse].unflatten(-1, prefix.shape[:2])  # (..., P, K+1)
-        marginal = values.diff(dim=-1)  # contribution of orders[p, i] at step i
-        return torch.gather(marginal, -1, rank.expand(*marginal.shape[:-1], -1))  # (..., P, K)
+        marginal = values.diff(dim=-1)  # step i adds player orders[p, i]; its reverse adds it at step K-1-i
+        paired = marginal[..., :pairs, :].add_(marginal[..., pairs:, :].flip(-1)).mul_(0.5)
+        return torch.gather(paired, -1, rank[:pairs].expand(*paired.shape[:-1], -1))
 
-    contributions = per_permutation(game_values)
-    per_pair = 0.5 * (contributions[..., :pairs, :] + contributions[..., pairs:, :])
-    batch_sum = None if game_batches is None else per_permutation(game_batches).sum(-2)
-    return per_pair.sum(-2), (per_pair**2).sum(-2), batch_sum
+    per_pair = pair_means(game_values)
+    batch_sum = None if game_batches is None else 2.0 * pair_means(game_batches).sum(-2)
+    return per_pair.sum(-2), per_pair.square_().sum(-2), batch_sum
 
 
 def permutation_shapley(game: Game, num_players: int, num_permutations: int, generator: torch.Generator,
