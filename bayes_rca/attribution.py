@@ -29,6 +29,8 @@ from bayes_rca.verification import verify_attribution
 
 Estimator = Literal["auto", "analytic", "monte_carlo"]
 Game = LinearGaussianGame | MonteCarloGame | CappedGame
+# default largest number of players whose 2^K coalitions are all enumerated (exact Shapley values)
+MAX_EXACT_PLAYERS = {"analytic": 17, "monte_carlo": 12}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -72,7 +74,7 @@ def _capped(game: LinearGaussianGame | MonteCarloGame, max_nats: float | None) -
 
 def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFrame | pd.Series,
                        feature_map: str | FeatureMap = "median_cdf_quantile", estimator: Estimator = "auto",
-                       num_samples: int = 2000, max_exact_players: int = 12, num_permutations: int = 1000,
+                       num_samples: int = 2000, max_exact_players: int | None = None, num_permutations: int = 1000,
                        tolerance: float | None = None, max_permutations: int = 100_000, max_nats: float | None = None,
                        num_latent_samples: int = 20,
                        device: str | torch.device = "cpu", seed: int = 0, verify: bool = True) -> AttributionResult:
@@ -100,8 +102,12 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         ``"auto"`` uses the exact Gaussian tail when every player is linear-Gaussian, Monte Carlo otherwise.
     num_samples : int
         Monte Carlo samples per draw and coalition (Monte Carlo estimator only).
-    max_exact_players : int
-        Enumerate all coalitions up to this many players; sample antithetic permutations above.
+    max_exact_players : int, optional
+        Enumerate all ``2^K`` coalitions up to this many players (exact Shapley values, no Monte Carlo error);
+        sample antithetic permutations above. None: 17 for the analytic estimator, 12 for Monte Carlo
+        (:data:`MAX_EXACT_PLAYERS`). The permutation estimate's error is common to all posterior draws, so it
+        shifts the whole posterior; on a 17-player target, 1000 permutations left errors of 0.18 nats where the
+        posterior sd was below 0.09, while all 2^17 coalitions x 200 draws take about 0.4 s on 2 cores.
     num_permutations : int
         Permutations (in antithetic pairs) when sampling; with ``tolerance``, per round.
     tolerance : float, optional
@@ -159,6 +165,8 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         families = {node.name: node.mechanism.name for node in fitted if not node.mechanism.linear_gaussian}
         raise BayesRCAError(f"the analytic estimator needs linear-Gaussian mechanisms; not so for {families}")
     use_analytic = analytic and estimator != "monte_carlo"
+    if max_exact_players is None:
+        max_exact_players = MAX_EXACT_PLAYERS["analytic" if use_analytic else "monte_carlo"]
     if use_analytic:
         game = _capped(LinearGaussianGame(abducted, tau), max_nats)
         shapley = _shapley(game, len(players), max_exact_players, num_permutations, tolerance, max_permutations,
@@ -189,6 +197,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         num_chains=model.num_chains,
         settings={"feature_map": tau.name, "estimator": "analytic" if use_analytic else "monte_carlo",
                   "shapley": "exact" if len(players) <= max_exact_players else "permutation",
+                  "max_exact_players": max_exact_players,
                   "num_samples": num_samples, "num_permutations": num_permutations, "tolerance": tolerance,
                   "seed": seed, "device": str(device), "converged": model.converged_, "max_nats": max_nats,
                   "missing": missing, "latent_samples": num_latent_samples if sampled_noise else 0},

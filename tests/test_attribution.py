@@ -196,3 +196,18 @@ def test_nonlinear_monte_carlo_axioms():
     assert result.settings["estimator"] == "monte_carlo"
     np.testing.assert_allclose(result.contributions.sum(-1), result.scores, rtol=1e-9)
     assert result.summary().loc[0].index[0] == "y"
+
+
+def test_default_enumerates_every_coalition_up_to_17_analytic_players():
+    """15 linear-Gaussian players: all 2^15 coalitions by default (no Monte Carlo error); Monte Carlo keeps 12."""
+    graph = nx.DiGraph([(f"X{i}", f"X{i + 1}") for i in range(14)])
+    system = random_linear_system(graph, seed=3)
+    row = system.outlier({"X4": 4.0, "X11": -3.0})
+    result = attribute_outliers(system.oracle_model(), "X14", row)
+    assert result.settings["shapley"] == "exact" and result.settings["max_exact_players"] == 17
+    assert (result.standard_errors == 0).all()
+    sampled = attribute_outliers(system.oracle_model(), "X14", row, max_exact_players=14, num_permutations=400)
+    assert sampled.settings["shapley"] == "permutation"
+    assert (np.abs(sampled.contributions - result.contributions) <= 5 * sampled.standard_errors + 1e-9).all()
+    small = attribute_outliers(system.oracle_model(), "X2", row, estimator="monte_carlo", num_samples=200)
+    assert small.settings["max_exact_players"] == 12 and small.settings["shapley"] == "exact"
