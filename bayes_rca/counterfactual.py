@@ -34,10 +34,10 @@ from bayes_rca.scores import (
     gaussian_log_tail,
     it_score,
 )
+from bayes_rca.special import normal_log_interval
 
 _MAX_ELEMENTS = 1 << 24  # per chunked tensor of the Monte Carlo game: draws x coalitions x samples
 _BLOCK_ELEMENTS = 1 << 18  # per call of the analytic game (draws x rows x coalitions): small enough to stay in cache
-_STANDARD_NORMAL = GaussianNoise(torch.tensor(1.0, dtype=torch.float64))
 _LINE_RANGES = 4  # the line's shift is uniform on one of this many nested ranges, geometrically spaced
 
 
@@ -84,10 +84,20 @@ def abduct_noise(nodes: list[FittedNode], values: torch.Tensor,
 
 def _log_interval(noise, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """``log P(low <= N <= high)``, from the tail on the side away from zero for accuracy far out."""
+    if isinstance(noise, GaussianNoise):
+        return normal_log_interval(low / noise.scale, high / noise.scale)
     upper = low > 0
     log_far = torch.where(upper, noise.log_sf(low), noise.log_cdf(high))
     log_near = torch.where(upper, noise.log_sf(high), noise.log_cdf(low))
     return log_far + torch.log(-torch.expm1((log_near - log_far).clamp_max(0.0)))
+
+
+def _log_outside(noise, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """``log P(N <= low or N >= high)`` for values ``(D, ...)`` (noise parameters ``(D, 1)``)."""
+    if isinstance(noise, GaussianNoise):
+        scale = noise.scale.reshape(-1, *[1] * (low.dim() - 1))
+        return gaussian_log_tail(torch.zeros_like(scale), scale, low, high)
+    return torch.logaddexp(per_draw(noise.log_cdf, low), per_draw(noise.log_sf, high))
 
 
 def _full_and_empty(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,7 +295,7 @@ class MonteCarloGame:
         centre = a / safe_b
         root = torch.sqrt(safe_b)
         log_integral = (0.5 * a * centre + 0.5 * torch.log(2 * math.pi / safe_b)
-                        + _log_interval(_STANDARD_NORMAL, root * (-half - centre), root * (half - centre)))
+                        + normal_log_interval(root * (-half - centre), root * (half - centre)))
         log_ratio = torch.where(flat, torch.zeros_like(log_integral), log_integral - torch.log(2.0 * half))
         log_ratio = torch.logsumexp(log_ratio, -1) - math.log(_LINE_RANGES)
         log_q = torch.logaddexp(log_q_node, log_p + log_ratio) - math.log(2.0)
@@ -316,7 +326,7 @@ class MonteCarloGame:
         lo, hi = self.lo[:, :, None], self.hi[:, :, None]  # (D, 1, 1)
         z_lo = self.target.noise_at_most(location, lo.expand_as(location))
         z_hi = self.target.noise_at_least(location, hi.expand_as(location))
-        integrated = torch.logaddexp(per_draw(self.target_noise.log_cdf, z_lo), per_draw(self.target_noise.log_sf, z_hi))
+        integrated = _log_outside(self.target_noise, z_lo, z_hi)
         target_value = self.target.value_at(location, self.abducted[:, None, None, -1])
         hit = (target_value <= lo) | (target_value >= hi)
         indicator = torch.zeros_like(location).masked_fill(~hit, -math.inf)

@@ -41,7 +41,7 @@ class Standardizer:
         return Standardizer(parents.mean(0), parent_scale, float(value.mean()), float(safe(value.std())))
 
     def parents(self, parents: torch.Tensor) -> torch.Tensor:
-        return (parents - self.parent_loc.to(parents)) / self.parent_scale.to(parents)
+        return (parents - self.parent_loc.to(parents)).div_(self.parent_scale.to(parents))
 
     def value(self, value: torch.Tensor) -> torch.Tensor:
         return (value - self.loc) / self.scale
@@ -85,7 +85,7 @@ class FittedNode:
     def location(self, parents: torch.Tensor) -> torch.Tensor:
         """The structural location ``(D, B)`` in data units for parent values ``(D, B, p)`` in data units."""
         standard = self.mechanism.location(self.standardizer.parents(parents), self.params)
-        return self.standardizer.loc + self.standardizer.scale * standard
+        return standard.mul(self.standardizer.scale).add_(self.standardizer.loc)
 
     def noise(self) -> NoiseFamily:
         """The noise distribution in standardised units, parameters of shape ``(D, 1)``."""
@@ -95,7 +95,7 @@ class FittedNode:
         """The node's value (data units) for its structural ``location`` (data units) and ``noise``."""
         std = self.standardizer
         if self.mechanism.invertible:
-            return location + std.scale * noise
+            return torch.add(location, noise, alpha=std.scale)
         return std.loc + std.scale * self.mechanism.output((location - std.loc) / std.scale, noise)
 
     def noise_at_most(self, location: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 
 from bayes_rca.errors import ConfigError
 from bayes_rca.noise import per_draw
+from bayes_rca.special import ERFC_FLOOR
 
 if TYPE_CHECKING:
     from bayes_rca.node import FittedNode
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 _BISECTION_STEPS = 200
 _SQRT_HALF = math.sqrt(0.5)
 _LOG_2 = math.log(2.0)
-_ERFC_FLOOR = 1e-280  # below this, 2 P from erfc loses relative precision (subnormals): use log_ndtr
 
 
 class Marginal(Protocol):
@@ -192,16 +192,16 @@ def gaussian_log_tail(mean: torch.Tensor, std: torch.Tensor, lo: torch.Tensor, h
     -----
     ``2 P = erfc((mean - lo) / (std sqrt 2)) + erfc((hi - mean) / (std sqrt 2))``: ``erfc`` is vectorised and
     relative-accurate in the tail, several times faster than ``log_ndtr`` (a scalar loop on CPU) over the
-    millions of elements of a game. Where the sum falls below :data:`_ERFC_FLOOR` (an event beyond about 37
-    standard deviations) the two ``log_ndtr`` are evaluated, for those elements only, so the result stays
-    exact however far out.
+    millions of elements of a game. Where the sum falls below :data:`~bayes_rca.special.ERFC_FLOOR` (an event
+    beyond about 37 standard deviations) the two ``log_ndtr`` are evaluated, for those elements only, so the
+    result stays exact however far out.
     """
     positive = std > 0
     safe_std = torch.where(positive, std, torch.ones_like(std))
     scale = safe_std.reciprocal().mul_(_SQRT_HALF)
     twice = (mean - lo).mul_(scale).erfc_()
     twice.add_((hi - mean).mul_(scale).erfc_())
-    far = twice < _ERFC_FLOOR if bool(twice.min() < _ERFC_FLOOR) else None
+    far = twice < ERFC_FLOOR if bool(twice.min() < ERFC_FLOOR) else None
     log_p = twice.log_().sub_(_LOG_2)
     if far is not None:
         m, s, low, high = (t.expand_as(log_p)[far] for t in (mean, safe_std, lo, hi))

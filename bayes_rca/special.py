@@ -2,10 +2,13 @@
 
 - the log of the regularised incomplete beta function, for the Student-t CDF;
 - the inverse of ``log_ndtr`` (the standard normal quantile of a log probability);
-- the Poisson CDF and survival function in log space.
+- the Poisson CDF and survival function in log space;
+- the standard normal probability of an interval, from vectorised ``erfc``.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -13,11 +16,34 @@ _TINY = 1e-300
 _MAX_ITERATIONS = 300
 _LOG_HALF = -0.6931471805599453
 _NEWTON_STEPS = 8
+_SQRT_HALF = math.sqrt(0.5)
+_LOG_2 = math.log(2.0)
+ERFC_FLOOR = 1e-280  # below this erfc loses relative precision (subnormals): use log_ndtr instead
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
     """``log(1 - exp(x))`` for ``x <= 0``, accurate for x near 0 and very negative."""
     return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def normal_log_interval(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """``log P(low <= Z <= high)`` for a standard normal ``Z`` and ``low <= high`` (broadcasting).
+
+    From the tail away from zero: ``2 P = erfc(a / sqrt 2) - erfc(b / sqrt 2)`` with ``(a, b) = (low, high)``
+    when ``low > 0`` and ``(-high, -low)`` otherwise. ``erfc`` is vectorised and relative-accurate in the tail,
+    several times faster than ``log_ndtr`` (a scalar loop on CPU); where ``erfc(a / sqrt 2)`` underflows (``a``
+    beyond about 37) the two ``log_ndtr`` are used, for those elements only.
+    """
+    upper = low > 0
+    a, b = torch.where(upper, low, -high), torch.where(upper, high, -low)
+    near = (a * _SQRT_HALF).erfc_()
+    far = near < ERFC_FLOOR if bool(near.min() < ERFC_FLOOR) else None
+    log_p = near.sub_((b * _SQRT_HALF).erfc_()).log_().sub_(_LOG_2)
+    if far is not None:
+        a_far, b_far = a.expand_as(log_p)[far], b.expand_as(log_p)[far]
+        log_a = torch.special.log_ndtr(-a_far)
+        log_p[far] = log_a + log1mexp((torch.special.log_ndtr(-b_far) - log_a).clamp_max(0.0))
+    return log_p
 
 
 def _log_betacf(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
