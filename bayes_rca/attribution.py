@@ -107,7 +107,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         sample antithetic permutations above. None: 17 for the analytic estimator, 12 for Monte Carlo
         (:data:`MAX_EXACT_PLAYERS`). The permutation estimate's error is common to all posterior draws, so it
         shifts the whole posterior; on a 17-player target, 1000 permutations left errors of 0.18 nats where the
-        posterior sd was below 0.09, while all 2^17 coalitions x 200 draws take about 0.4 s on 2 cores.
+        posterior sd was below 0.09, while all 2^17 coalitions x 200 draws took 0.4-0.6 s on 2 cores.
     num_permutations : int
         Permutations (in antithetic pairs) when sampling; with ``tolerance``, per round.
     tolerance : float, optional

@@ -17,7 +17,7 @@ import torch
 
 from bayes_rca.errors import ConfigError
 from bayes_rca.noise import per_draw
-from bayes_rca.special import ERFC_FLOOR
+from bayes_rca.special import erfc_floor
 
 if TYPE_CHECKING:
     from bayes_rca.node import FittedNode
@@ -182,6 +182,11 @@ def it_score(marginal: Marginal, lo: torch.Tensor, hi: torch.Tensor) -> torch.Te
     return -log_two_tails(marginal.log_cdf(lo), marginal.log_sf(hi)).clamp_max(0.0)
 
 
+def _full(tensor: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``tensor`` itself if it has ``shape``, else a broadcast copy (so that in-place operations can follow)."""
+    return tensor if tensor.shape == shape else tensor.expand(shape).clone()
+
+
 def gaussian_log_tail(mean: torch.Tensor, std: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """``log P(Y <= lo or Y >= hi)`` for ``Y ~ Normal(mean, std^2)`` (broadcasting); ``0`` where ``std == 0``.
 
@@ -192,18 +197,19 @@ def gaussian_log_tail(mean: torch.Tensor, std: torch.Tensor, lo: torch.Tensor, h
     -----
     ``2 P = erfc((mean - lo) / (std sqrt 2)) + erfc((hi - mean) / (std sqrt 2))``: ``erfc`` is vectorised and
     relative-accurate in the tail, several times faster than ``log_ndtr`` (a scalar loop on CPU) over the
-    millions of elements of a game. Where the sum falls below :data:`~bayes_rca.special.ERFC_FLOOR` (an event
-    beyond about 37 standard deviations) the two ``log_ndtr`` are evaluated, for those elements only, so the
-    result stays exact however far out.
+    millions of elements of a game. Where the sum falls below :func:`~bayes_rca.special.erfc_floor` (in
+    float64, an event beyond about 37 standard deviations) the two ``log_ndtr`` are evaluated, for those
+    elements only, so the result stays exact however far out.
     """
+    shape = torch.broadcast_shapes(mean.shape, std.shape, lo.shape, hi.shape)
     positive = std > 0
     safe_std = torch.where(positive, std, torch.ones_like(std))
     scale = safe_std.reciprocal().mul_(_SQRT_HALF)
-    twice = (mean - lo).mul_(scale).erfc_()
-    twice.add_((hi - mean).mul_(scale).erfc_())
-    far = twice < ERFC_FLOOR if bool(twice.min() < ERFC_FLOOR) else None
+    twice = _full(mean - lo, shape).mul_(scale).erfc_()
+    twice.add_(_full(hi - mean, shape).mul_(scale).erfc_())
+    far = twice < erfc_floor(twice.dtype)  # NaN elements are not far, and do not hide far ones
     log_p = twice.log_().sub_(_LOG_2)
-    if far is not None:
+    if bool(far.any()):
         m, s, low, high = (t.expand_as(log_p)[far] for t in (mean, safe_std, lo, hi))
         log_p[far] = log_two_tails(torch.special.log_ndtr((low - m) / s), torch.special.log_ndtr((m - high) / s))
     return log_p.clamp_max_(0.0).masked_fill_(~positive.expand_as(log_p), 0.0)

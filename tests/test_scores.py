@@ -16,6 +16,14 @@ def reference(mean, std, lo, hi):
     return np.where(std > 0, np.minimum(log_p, 0.0), 0.0)
 
 
+def reference_interval(low, high):
+    """log(Phi(high) - Phi(low)) with scipy's log_ndtr, from the tail away from zero."""
+    upper = low > 0
+    log_far = np.where(upper, special.log_ndtr(-low), special.log_ndtr(high))
+    log_near = np.where(upper, special.log_ndtr(-high), special.log_ndtr(low))
+    return log_far + np.log(-np.expm1(log_near - log_far))
+
+
 def test_two_tails_match_scipy_from_the_bulk_to_far_out():
     rng = np.random.default_rng(0)
     n = 200_000
@@ -48,13 +56,27 @@ def test_normal_interval_matches_scipy_on_both_sides_across_zero_and_far_out():
     n = 200_000
     low = rng.normal(size=n) * np.exp(rng.uniform(-4, 5, n))
     high = low + np.exp(rng.uniform(-6, 4, n))
-    # the reference works on the side away from zero too, with scipy's log_ndtr
-    upper = low > 0
-    log_far = np.where(upper, special.log_ndtr(-low), special.log_ndtr(high))
-    log_near = np.where(upper, special.log_ndtr(-high), special.log_ndtr(low))
-    expected = log_far + np.log(-np.expm1(log_near - log_far))
+    expected = reference_interval(low, high)
     got = normal_log_interval(torch.tensor(low), torch.tensor(high)).numpy()
     assert (expected < -1000).sum() > 1000 and ((low < 0) & (high > 0)).sum() > 1000
     # a narrow interval is the difference of two close tails: both forms lose relative precision alike
     tolerance = 1e-12 + 1e-15 / np.minimum(1.0, high - low)
     assert (np.abs(got - expected) <= tolerance * np.maximum(1.0, np.abs(expected))).all()
+
+
+def test_float32_nan_and_broadcast_edge_cases():
+    """float32 reaches the log_ndtr path too; a NaN element neither hides far ones nor spreads; std may widen."""
+    z = torch.tensor([14.0, 20.0, 40.0])
+    got = gaussian_log_tail(torch.zeros(3), torch.ones(3), -z, z)
+    np.testing.assert_allclose(got.numpy(), np.log(2.0) + special.log_ndtr(-z.double().numpy()), rtol=1e-6)
+    np.testing.assert_allclose(normal_log_interval(torch.tensor([20.0]), torch.tensor([21.0])).numpy(),
+                               reference_interval(np.array([20.0]), np.array([21.0])), rtol=1e-6)
+    mean = torch.tensor([0.0, 0.0, float("nan")], dtype=torch.float64)
+    got = gaussian_log_tail(mean, torch.tensor(1.0, dtype=torch.float64),
+                            torch.tensor([-50.0, -1.0, -1.0], dtype=torch.float64),
+                            torch.tensor([50.0, 1.0, 1.0], dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(got[:2], np.log(2.0) + special.log_ndtr(-np.array([50.0, 1.0])), rtol=1e-13)
+    assert np.isnan(got[2])
+    widened = gaussian_log_tail(torch.zeros(3, 1), torch.full((1, 4), 2.0), -torch.ones(3, 1), torch.ones(3, 1))
+    assert widened.shape == (3, 4)
+    np.testing.assert_allclose(widened.numpy(), np.log(2.0) + special.log_ndtr(-0.5), rtol=1e-6)
