@@ -33,6 +33,7 @@ from bayes_rca.scores import (
     MixtureMarginal,
     gaussian_log_tail,
     it_score,
+    log_two_tails,
 )
 from bayes_rca.special import normal_log_interval
 
@@ -97,7 +98,7 @@ def _log_outside(noise, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     if isinstance(noise, GaussianNoise):
         scale = noise.scale.reshape(-1, *[1] * (low.dim() - 1))
         return gaussian_log_tail(torch.zeros_like(scale), scale, low, high)
-    return torch.logaddexp(per_draw(noise.log_cdf, low), per_draw(noise.log_sf, high))
+    return log_two_tails(per_draw(noise.log_cdf, low), per_draw(noise.log_sf, high))
 
 
 def _full_and_empty(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,10 +134,10 @@ class LinearGaussianGame:
         unit[:, -1] = 1.0
         effect = torch.linalg.solve_triangular((eye - coupling).transpose(-1, -2), unit, upper=True).squeeze(-1)
         self.alpha = effect * scale  # (D, K): effect of one standardised noise unit on X_t
-        self.noise_var = noise_sd**2  # (D, K)
+        self.variance_share = self.alpha**2 * noise_sd**2  # (D, K): each noise's share of Var(X_t)
         self.shift = self.alpha.unsqueeze(1) * players.noise  # (D, R, K): observed noise's share of x_t
         self.observed = players.values[:, -1]  # (R,)
-        marginal = GaussianMarginal((effect * intercept).sum(-1), torch.sqrt((self.alpha**2 * self.noise_var).sum(-1)))
+        marginal = GaussianMarginal((effect * intercept).sum(-1), torch.sqrt(self.variance_share.sum(-1)))
         self.lo, self.hi = feature_map.thresholds(marginal, self.observed.expand(draws, -1))
         self.score = it_score(marginal, self.lo, self.hi)  # (D, R)
 
@@ -144,7 +145,7 @@ class LinearGaussianGame:
         """``g(S)`` for boolean ``masks (C, K)``: ``(D, R, C)``, and no Monte Carlo batches (exact)."""
         weights = masks.to(self.shift.dtype)
         mean = torch.einsum("drk,ck->drc", self.shift, weights).neg_().add_(self.observed[:, None])
-        std = torch.sqrt(torch.einsum("dk,ck->dc", self.alpha**2 * self.noise_var, weights)).unsqueeze(1)
+        std = torch.sqrt(torch.einsum("dk,ck->dc", self.variance_share, weights)).unsqueeze(1)
         value = gaussian_log_tail(mean, std, self.lo.unsqueeze(-1), self.hi.unsqueeze(-1)).neg_()
         full, _ = _full_and_empty(masks)
         value[..., full] = self.score.unsqueeze(-1)
