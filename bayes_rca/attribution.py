@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Hashable
 from typing import Literal
@@ -29,8 +30,8 @@ from bayes_rca.verification import verify_attribution
 
 Estimator = Literal["auto", "analytic", "monte_carlo"]
 Game = LinearGaussianGame | MonteCarloGame | CappedGame
-# default largest number of players whose 2^K coalitions are all enumerated (exact Shapley values)
-MAX_EXACT_PLAYERS = {"analytic": 17, "monte_carlo": 12}
+EXACT_BUDGET = 200 * 2**17  # draws x coalitions per outlier row enumerated by default: 0.4-0.6 s on 2 CPU cores
+MIN_EXACT_PLAYERS = 12  # the default enumerates at least this many players (the Monte Carlo game exactly this many)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -46,6 +47,18 @@ def _warn_if_alone(players: list[Hashable], target: Hashable) -> None:
     if players == [target]:
         warnings.warn(f"target {target!r} has no ancestors in the causal graph: only itself can be blamed, and it "
                       "gets the whole outlier score", BayesRCAWarning, stacklevel=3)
+
+
+def default_max_exact_players(analytic: bool, num_draws: int) -> int:
+    """The largest number of players whose ``2^K`` coalitions are all enumerated when the caller does not say.
+
+    The analytic game enumerates while ``num_draws * 2^K`` is within :data:`EXACT_BUDGET` (17 players at 200
+    draws, 14 at 1000, 12 at 200 draws x 20 latent samples); the Monte Carlo game, whose coalitions each cost
+    ``num_samples`` simulations, up to :data:`MIN_EXACT_PLAYERS`.
+    """
+    if not analytic:
+        return MIN_EXACT_PLAYERS
+    return max(MIN_EXACT_PLAYERS, math.floor(math.log2(EXACT_BUDGET / num_draws)))
 
 
 def _shapley(game, num_players: int, max_exact_players: int, num_permutations: int, tolerance: float | None,
@@ -104,10 +117,11 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         Monte Carlo samples per draw and coalition (Monte Carlo estimator only).
     max_exact_players : int, optional
         Enumerate all ``2^K`` coalitions up to this many players (exact Shapley values, no Monte Carlo error);
-        sample antithetic permutations above. None: 17 for the analytic estimator, 12 for Monte Carlo
-        (:data:`MAX_EXACT_PLAYERS`). The permutation estimate's error is common to all posterior draws, so it
-        shifts the whole posterior; on a 17-player target, 1000 permutations left errors of 0.18 nats where the
-        posterior sd was below 0.09, while all 2^17 coalitions x 200 draws took 0.4-0.6 s on 2 cores.
+        sample antithetic permutations above. None: as many as fit a fixed cost per row
+        (:func:`default_max_exact_players`: 17 at 200 draws for the analytic estimator, 12 for Monte Carlo). The
+        permutation estimate's error is common to all posterior draws, so it shifts the whole posterior; on a
+        17-player target, 1000 permutations left errors of 0.18 nats where the posterior sd was below 0.09,
+        while all 2^17 coalitions x 200 draws took 0.4-0.6 s on 2 cores.
     num_permutations : int
         Permutations (in antithetic pairs) when sampling; with ``tolerance``, per round.
     tolerance : float, optional
@@ -166,7 +180,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         raise BayesRCAError(f"the analytic estimator needs linear-Gaussian mechanisms; not so for {families}")
     use_analytic = analytic and estimator != "monte_carlo"
     if max_exact_players is None:
-        max_exact_players = MAX_EXACT_PLAYERS["analytic" if use_analytic else "monte_carlo"]
+        max_exact_players = default_max_exact_players(use_analytic, abducted.noise.shape[0])
     if use_analytic:
         game = _capped(LinearGaussianGame(abducted, tau), max_nats)
         shapley = _shapley(game, len(players), max_exact_players, num_permutations, tolerance, max_permutations,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from bayes_rca import BayesianSCM, attribute_outliers
+from bayes_rca.attribution import default_max_exact_players
 from bayes_rca.graph import ancestors_of
 from bayes_rca.synthetic import random_dag, random_linear_system
 
@@ -198,13 +199,15 @@ def test_nonlinear_monte_carlo_axioms():
     assert result.summary().loc[0].index[0] == "y"
 
 
-def test_default_enumerates_every_coalition_up_to_17_analytic_players():
+def test_default_enumerates_every_coalition_within_a_fixed_cost_per_row():
     """15 linear-Gaussian players: all 2^15 coalitions by default (no Monte Carlo error); Monte Carlo keeps 12."""
+    assert [default_max_exact_players(True, draws) for draws in (1, 200, 1000, 4000, 10**6)] == [24, 17, 14, 12, 12]
+    assert default_max_exact_players(False, 200) == 12
     graph = nx.DiGraph([(f"X{i}", f"X{i + 1}") for i in range(14)])
     system = random_linear_system(graph, seed=3)
     row = system.outlier({"X4": 4.0, "X11": -3.0})
-    result = attribute_outliers(system.oracle_model(), "X14", row)
-    assert result.settings["shapley"] == "exact" and result.settings["max_exact_players"] == 17
+    result = attribute_outliers(system.oracle_model(), "X14", row)  # one draw
+    assert result.settings["shapley"] == "exact" and result.settings["max_exact_players"] == 24
     assert (result.standard_errors == 0).all()
     sampled = attribute_outliers(system.oracle_model(), "X14", row, max_exact_players=14, num_permutations=400)
     assert sampled.settings["shapley"] == "permutation"
