@@ -35,7 +35,7 @@ from bayes_rca.scores import (
     it_score,
     log_two_tails,
 )
-from bayes_rca.special import normal_log_interval
+from bayes_rca.special import log1mexp, normal_log_interval
 
 _MAX_ELEMENTS = 1 << 24  # per chunked tensor of the Monte Carlo game: draws x coalitions x samples
 _BLOCK_ELEMENTS = 1 << 18  # per call of the analytic game (draws x rows x coalitions): small enough to stay in cache
@@ -90,7 +90,7 @@ def _log_interval(noise, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     upper = low > 0
     log_far = torch.where(upper, noise.log_sf(low), noise.log_cdf(high))
     log_near = torch.where(upper, noise.log_sf(high), noise.log_cdf(low))
-    return log_far + torch.log(-torch.expm1((log_near - log_far).clamp_max(0.0)))
+    return log_far + log1mexp((log_near - log_far).clamp_max(0.0))
 
 
 def _log_outside(noise, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:

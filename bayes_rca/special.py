@@ -17,12 +17,11 @@ _MAX_ITERATIONS = 300
 _LOG_HALF = -0.6931471805599453
 _NEWTON_STEPS = 8
 _SQRT_HALF = math.sqrt(0.5)
-_LOG_2 = math.log(2.0)
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
     """``log(1 - exp(x))`` for ``x <= 0``, accurate for x near 0 and very negative."""
-    return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+    return torch.where(x > _LOG_HALF, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
 
 
 def erfc_floor(dtype: torch.dtype) -> float:
@@ -45,7 +44,7 @@ def normal_log_interval(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     a, b = torch.where(upper, low, -high), torch.where(upper, high, -low)
     near = (a * _SQRT_HALF).erfc_()
     far = near < erfc_floor(near.dtype)  # NaN elements are not far, and do not hide far ones
-    log_p = near.sub_((b * _SQRT_HALF).erfc_()).log_().sub_(_LOG_2)
+    log_p = near.sub_((b * _SQRT_HALF).erfc_()).log_().add_(_LOG_HALF)
     if bool(far.any()):
         a_far, b_far = a.expand_as(log_p)[far], b.expand_as(log_p)[far]
         log_a = torch.special.log_ndtr(-a_far)
@@ -116,7 +115,7 @@ def student_t_log_cdf(t: torch.Tensor, df: torch.Tensor) -> torch.Tensor:
     log_denominator = torch.logaddexp(torch.log(df), log_t2)
     log_z, log_one_minus_z = torch.log(df) - log_denominator, log_t2 - log_denominator
     # log(0.5 * I_z(df/2, 1/2)) is the lower tail for t < 0 and the upper tail for t > 0.
-    log_tail = -0.6931471805599453 + log_betainc(0.5 * df, torch.full_like(df, 0.5), log_z, log_one_minus_z)
+    log_tail = _LOG_HALF + log_betainc(0.5 * df, torch.full_like(df, 0.5), log_z, log_one_minus_z)
     return torch.where(t < 0, log_tail, log1mexp(log_tail))
 
 

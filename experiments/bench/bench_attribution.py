@@ -184,19 +184,24 @@ def time_bayes_rca(bench: Benchmark, draws: int, seed: int, device: str,
     with pd.option_context("display.width", 120, "display.max_columns", 20):
         print(result.summary().head())
     players = len(bench.players)
-    default_name = f"bayes_rca ({'exact 2^' + str(players) if result.settings['shapley'] == 'exact' else 'permutations'})"
-    results = [_bayes_result(default_name, result, fit_s, attribute_s)]
+    results = [_bayes_result(f"bayes_rca ({_estimator(result, players)})", result, fit_s, attribute_s)]
     if other_estimator:
         exact = result.settings["shapley"] != "exact"
         other, other_s = timed(lambda: bayes_rca.attribute_outliers(
             model, target=bench.target, outliers=bench.outlier, device=device,
             max_exact_players=players if exact else 0))
-        name = f"bayes_rca exact 2^{players}" if exact else "bayes_rca 1000 permutations"
-        second = _bayes_result(name, other, 0.0, other_s)
+        second = _bayes_result(f"bayes_rca {_estimator(other, players)}", other, 0.0, other_s)
         gap = max(abs(second.contributions[p] - results[0].contributions[p]) for p in bench.players)
         second.timing.note = f"same fit; posterior means differ by up to {gap:.3f} nats"
         results.append(second)
     return results
+
+
+def _estimator(result: bayes_rca.AttributionResult, players: int) -> str:
+    """The Shapley estimator a result used: ``exact 2^K`` or ``N permutations``."""
+    if result.settings["shapley"] == "exact":
+        return f"exact 2^{players}"
+    return f"{result.settings['num_permutations']} permutations"
 
 
 def _bayes_result(name: str, result: bayes_rca.AttributionResult, fit_s: float, attribute_s: float,
