@@ -89,7 +89,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
                        feature_map: str | FeatureMap = "median_cdf_quantile", estimator: Estimator = "auto",
                        num_samples: int = 2000, max_exact_players: int | None = None, num_permutations: int = 1000,
                        tolerance: float | None = None, max_permutations: int = 100_000, max_nats: float | None = None,
-                       num_latent_samples: int = 20,
+                       tail_df: float | None = None, num_latent_samples: int = 20,
                        device: str | torch.device = "cpu", seed: int = 0, verify: bool = True) -> AttributionResult:
     """Attribute outliers at ``target`` to its ancestors and itself, with a posterior over contributions.
 
@@ -133,6 +133,11 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         Cap every ``g(S)`` and the IT score at this many nats (tail probabilities floored at ``e^-max_nats``;
         see :class:`~bayes_rca.counterfactual.CappedGame`). None (default): exact values however far out.
         Useful where nodes barely vary in normal data but move far in the outlier.
+    tail_df : float, optional
+        Degrees of freedom of the robust game (analytic estimator only): the noise of a redrawn coalition
+        shares one variance factor ``InvGamma(df/2, df/2)``, so the target under a coalition is Student-t and a
+        far outlier costs ``df log z`` nats rather than ``z^2/2`` (see
+        :class:`~bayes_rca.counterfactual.LinearGaussianGame`). None (default): the Gaussian game.
     num_latent_samples : int
         Noise samples per posterior draw where the noise is not identified by the row: a row has missing values,
         or a player's mechanism is not invertible (a threshold, count or censored node, whose value only bounds
@@ -156,6 +161,8 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         raise BayesRCAError(f"unknown estimator {estimator!r}; use 'auto', 'analytic' or 'monte_carlo'")
     if max_nats is not None and not max_nats > 0:
         raise BayesRCAError(f"max_nats must be positive, got {max_nats!r}")
+    if tail_df is not None and not tail_df > 0:
+        raise BayesRCAError(f"tail_df must be positive, got {tail_df!r}")
     nodes = topological_order(model.graph)
     players = blameable_nodes(model.graph, target)
     _warn_if_alone(players, target)
@@ -179,10 +186,12 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         families = {node.name: node.mechanism.name for node in fitted if not node.mechanism.linear_gaussian}
         raise BayesRCAError(f"the analytic estimator needs linear-Gaussian mechanisms; not so for {families}")
     use_analytic = analytic and estimator != "monte_carlo"
+    if tail_df is not None and not use_analytic:
+        raise BayesRCAError("tail_df (the robust game) needs the analytic estimator: every player linear-Gaussian")
     if max_exact_players is None:
         max_exact_players = default_max_exact_players(use_analytic, abducted.noise.shape[0])
     if use_analytic:
-        game = _capped(LinearGaussianGame(abducted, tau), max_nats)
+        game = _capped(LinearGaussianGame(abducted, tau, tail_df), max_nats)
         shapley = _shapley(game, len(players), max_exact_players, num_permutations, tolerance, max_permutations,
                            generator, device)
         contributions, errors, scores = shapley.values, shapley.standard_error, game.score
@@ -214,5 +223,6 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
                   "max_exact_players": max_exact_players,
                   "num_samples": num_samples, "num_permutations": num_permutations, "tolerance": tolerance,
                   "seed": seed, "device": str(device), "converged": model.converged_, "max_nats": max_nats,
+                  "tail_df": tail_df,
                   "missing": missing, "latent_samples": num_latent_samples if sampled_noise else 0},
     )

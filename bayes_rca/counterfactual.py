@@ -34,6 +34,7 @@ from bayes_rca.scores import (
     gaussian_log_tail,
     it_score,
     log_two_tails,
+    student_t_log_tail,
 )
 from bayes_rca.special import log1mexp, normal_log_interval
 
@@ -112,9 +113,16 @@ class LinearGaussianGame:
     ``X_t = x_t + sum_j alpha_j (N_j - n_j)`` where ``alpha_j`` is the total effect of ``N_j`` on ``X_t``; under a
     coalition ``S`` it is Normal with mean ``x_t - sum_{j in S} alpha_j n_j`` and variance
     ``sum_{j in S} alpha_j^2 sigma_j^2``.
+
+    ``tail_df``: the robust game. The redrawn noise of a coalition shares one variance factor ``lambda ~
+    InvGamma(df / 2, df / 2)`` (a multivariate-t noise vector: the scale of an incident's noise is uncertain
+    beyond what normal data show), so that ``X_t`` under ``S`` is Student-t with ``df`` degrees of freedom and the
+    same location and scale. ``g(S)`` then grows like ``df log z`` far out, not ``z^2 / 2``, so the interactions of
+    a far-out noise with normal ones stay small. The thresholds of the feature map are those of the Gaussian
+    marginal: for a symmetric marginal both feature maps give ``mean -+ |x - mean|``, whatever its family.
     """
 
-    def __init__(self, players: Players, feature_map: FeatureMap) -> None:
+    def __init__(self, players: Players, feature_map: FeatureMap, tail_df: float | None = None) -> None:
         nodes, K = players.nodes, len(players.nodes)
         intercepts, sds, scales = [], [], []
         draws, dtype, device = players.noise.shape[0], players.noise.dtype, players.noise.device
@@ -139,14 +147,23 @@ class LinearGaussianGame:
         self.observed = players.values[:, -1]  # (R,)
         marginal = GaussianMarginal((effect * intercept).sum(-1), torch.sqrt(self.variance_share.sum(-1)))
         self.lo, self.hi = feature_map.thresholds(marginal, self.observed.expand(draws, -1))
-        self.score = it_score(marginal, self.lo, self.hi)  # (D, R)
+        self.tail_df = tail_df
+        if tail_df is None:
+            self.score = it_score(marginal, self.lo, self.hi)  # (D, R)
+        else:
+            self.score = -self._log_tail(marginal.mean.unsqueeze(-1), marginal.std.unsqueeze(-1), self.lo, self.hi)
+
+    def _log_tail(self, mean: torch.Tensor, std: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        if self.tail_df is None:
+            return gaussian_log_tail(mean, std, lo, hi)
+        return student_t_log_tail(mean, std, lo, hi, self.tail_df)
 
     def __call__(self, masks: torch.Tensor) -> tuple[torch.Tensor, None]:
         """``g(S)`` for boolean ``masks (C, K)``: ``(D, R, C)``, and no Monte Carlo batches (exact)."""
         weights = masks.to(self.shift.dtype)
         mean = torch.einsum("drk,ck->drc", self.shift, weights).neg_().add_(self.observed[:, None])
         std = torch.sqrt(torch.einsum("dk,ck->dc", self.variance_share, weights)).unsqueeze(1)
-        value = gaussian_log_tail(mean, std, self.lo.unsqueeze(-1), self.hi.unsqueeze(-1)).neg_()
+        value = self._log_tail(mean, std, self.lo.unsqueeze(-1), self.hi.unsqueeze(-1)).neg_()
         full, _ = _full_and_empty(masks)
         value[..., full] = self.score.unsqueeze(-1)
         return value, None

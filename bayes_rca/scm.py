@@ -39,6 +39,7 @@ from bayes_rca.mechanisms import Mechanism, bind_to_data, is_binary, make_mechan
 from bayes_rca.node import FittedNode, Standardizer
 
 INFERENCE_CHOICES = ("auto", "conjugate", "svi", "nuts")
+CONSTANT_NOISE_CHOICES = ("prior", "pooled", "finest")
 
 
 @dataclass
@@ -54,6 +55,7 @@ class _NodeTask:
     options: InferenceOptions
     seed: int
     unseen_weight_prior: tuple[float, float] = (1.0, 0.25)
+    constant_noise_scale: float | None = None
 
 
 @dataclass
@@ -119,6 +121,26 @@ def _unseen_parent_weights(posterior: PosteriorFit, unseen: torch.Tensor, standa
     return replace(posterior, params={**posterior.params, "weight": weight})
 
 
+def _constant_noise(posterior: PosteriorFit, scale: float, standardizer: Standardizer) -> PosteriorFit:
+    """The noise of a node whose training values never varied: ``Normal(0, scale^2)`` in data units.
+
+    Rows that all equal one value carry no information on how far the node moves when it does move (its
+    Gaussian posterior would put the noise scale at ``sqrt(b0 / (a0 + n/2))`` in whatever units the column has,
+    so that a blip of 0.1 % would be thousands of sds), hence the scale of the other nodes is used.
+    """
+    noise_var = torch.full_like(posterior.params["noise_var"], (scale / standardizer.scale) ** 2)
+    return replace(posterior, params={**posterior.params, "noise_var": noise_var})
+
+
+def _pooled_noise_scale(values: pd.DataFrame, how: str) -> float | None:
+    """The median (``how="pooled"``) or smallest (``"finest"``) standard deviation of the columns that vary."""
+    spread = values.std()
+    spread = spread[spread > 0]
+    if not len(spread):
+        return None
+    return float(spread.median() if how == "pooled" else spread.min())
+
+
 def _fit_node(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     """Fit one node on one thread, so that the draws are identical in any process."""
     with _one_thread():
@@ -146,6 +168,7 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
         unseen = parents.std(0) == 0
     if given is not None:
         mechanism = bind_to_data(given, task.name, values, standardizer.loc, standardizer.scale)
+        mechanism = mechanism.bind_parents(standardizer.parent_scale, standardizer.scale)
         posterior = fit(mechanism, _method_for(task.inference, mechanism, task.name))
     else:
         constant = bool(values.std() == 0)
@@ -168,6 +191,9 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
             posterior = fit(mechanism, method)
     if mechanism.linear_in_parents and bool(unseen.any()):
         posterior = _unseen_parent_weights(posterior, unseen, standardizer, task.unseen_weight_prior, task.seed + 1)
+    if (task.constant_noise_scale is not None and mechanism.linear_gaussian and len(values) > 1
+            and bool(values.std() == 0)):
+        posterior = _constant_noise(posterior, task.constant_noise_scale, standardizer)
     node = FittedNode(task.name, task.parents, mechanism, standardizer, posterior)
     report = _NodeReport(task.name, mechanism.name, posterior.method, reason, len(values),
                          mechanism.num_parameters(len(task.parents)), posterior.diagnostics)
@@ -228,6 +254,12 @@ class BayesianSCM:
         node's training rows; the data say nothing about it, so this prior is its posterior. The default is a
         pass-through edge (a deviation never seen before passes on about one for one), as for latencies that
         add up along calls and availabilities that fall with a callee's.
+    constant_noise : {"prior", "pooled"}
+        The noise of a linear-Gaussian node whose training values are all equal. ``"prior"``: its posterior, a
+        tiny scale from the noise-variance prior (any other value is then thousands of sds out); ``"pooled"``:
+        a Gaussian with the median standard deviation of the columns that vary, for systems whose nodes share
+        one metric (PetShop availabilities stuck at 100): the data only say that the node did not move, not how
+        far it moves when it does.
 
     Examples
     --------
@@ -238,7 +270,7 @@ class BayesianSCM:
     def __init__(self, graph: nx.DiGraph, mechanisms: Mapping[Hashable, str | Mechanism] | None = None,
                  inference: str = "auto", num_draws: int = 200, num_chains: int = 1, seed: int = 0,
                  n_jobs: int = 1, progress: bool = True, options: InferenceOptions | None = None,
-                 unseen_weight_prior: tuple[float, float] = (1.0, 0.25)) -> None:
+                 unseen_weight_prior: tuple[float, float] = (1.0, 0.25), constant_noise: str = "prior") -> None:
         self.graph = validate_graph(graph)
         self.mechanisms = dict(mechanisms or {})
         for node in self.mechanisms:
@@ -253,11 +285,17 @@ class BayesianSCM:
         if len(unseen_weight_prior) != 2 or not unseen_weight_prior[1] >= 0:
             raise MechanismError(f"unseen_weight_prior must be (mean, sd >= 0), got {unseen_weight_prior!r}")
         self.unseen_weight_prior = (float(unseen_weight_prior[0]), float(unseen_weight_prior[1]))
+        if constant_noise not in CONSTANT_NOISE_CHOICES:
+            raise MechanismError(f"unknown constant_noise {constant_noise!r}; choose one of "
+                                 f"{', '.join(CONSTANT_NOISE_CHOICES)}")
+        self.constant_noise = constant_noise
         self.nodes_: dict[Hashable, FittedNode] = {}
         self.fit_report_: pd.DataFrame | None = None
 
     def _tasks(self, data: pd.DataFrame) -> list[_NodeTask]:
         tasks = []
+        pooled = (_pooled_noise_scale(data[list(self.graph.nodes)], self.constant_noise)
+                  if self.constant_noise != "prior" else None)
         for index, node in enumerate(topological_order(self.graph)):
             parents = tuple(parents_of(self.graph, node))
             columns = data[[*parents, node]].to_numpy()
@@ -265,7 +303,7 @@ class BayesianSCM:
             seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
             tasks.append(_NodeTask(node, parents, columns[observed, :-1], columns[observed, -1],
                                    self.mechanisms.get(node), self.inference, self.num_draws, self.num_chains,
-                                   self.options, seed, self.unseen_weight_prior))
+                                   self.options, seed, self.unseen_weight_prior, pooled))
         return tasks
 
     def fit(self, data: pd.DataFrame) -> BayesianSCM:

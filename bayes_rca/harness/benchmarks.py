@@ -80,6 +80,10 @@ class OutlierCase:
     injected : standardised noise injected per node (others 0), where known (synthetic).
     name : a label of the case (e.g. the issue folder of a real data set).
     observed_row : the row as measured, missing values NaN, where ``row`` had them imputed (real data).
+    window : every row around the outlier as measured (real data): one column per service reporting the
+        metric, missing values NaN, no node left out; what a method that ``uses_raw_data`` is asked about,
+        from position ``start`` on.
+    start : the position in ``window`` of the analysed row.
     """
 
     target: Hashable
@@ -89,6 +93,13 @@ class OutlierCase:
     injected: dict[Hashable, float] = field(default_factory=dict)
     name: str = ""
     observed_row: pd.DataFrame | None = None
+    window: pd.DataFrame | None = None
+    start: int = 0
+
+    @property
+    def raw_rows(self) -> pd.DataFrame | None:
+        """The rows of ``window`` from the analysed row on (None without a window)."""
+        return None if self.window is None else self.window.iloc[self.start:]
 
 
 @dataclass(frozen=True)
@@ -97,7 +108,8 @@ class NormalCase:
 
     A method is right when it names no root cause. ``graph`` is the causal graph of the nodes modelled on
     ``train`` (a real data set may leave out nodes without enough observations); ``observed_row`` is ``row``
-    before its missing values were imputed.
+    before its missing values were imputed. ``raw_graph``, ``raw_train``, ``window`` and ``start`` are the
+    same as measured, for a method that ``uses_raw_data`` (see :class:`OutlierCase` and :class:`Benchmark`).
     """
 
     graph: nx.DiGraph
@@ -106,13 +118,25 @@ class NormalCase:
     row: pd.DataFrame
     name: str = ""
     observed_row: pd.DataFrame | None = None
+    raw_graph: nx.DiGraph | None = None
+    raw_train: pd.DataFrame | None = None
+    window: pd.DataFrame | None = None
+    start: int = 0
+
+    @property
+    def raw_rows(self) -> pd.DataFrame | None:
+        """The rows of ``window`` from the analysed row on (None without a window)."""
+        return None if self.window is None else self.window.iloc[self.start:]
 
 
 @dataclass(frozen=True)
 class Benchmark:
     """A causal graph, normal training data, outlier cases and optional specificity checks.
 
-    ``system`` is the generating system of a synthetic benchmark (None for real data).
+    ``system`` is the generating system of a synthetic benchmark (None for real data). ``raw_graph`` and
+    ``raw_train`` are the data as measured, where they differ from ``graph`` and ``train`` (real data): the
+    causal graph with every node and the normal rows with their missing values, for a method that
+    ``uses_raw_data``.
     """
 
     family: str
@@ -121,6 +145,8 @@ class Benchmark:
     cases: list[OutlierCase] = field(default_factory=list)
     system: SyntheticSystem | None = None
     normal_cases: list[NormalCase] = field(default_factory=list)
+    raw_graph: nx.DiGraph | None = None
+    raw_train: pd.DataFrame | None = None
 
 
 def heavy_tailed_dag(num_nodes: int, num_roots: int, rng: np.random.Generator, max_parents: int = 6) -> nx.DiGraph:

@@ -2,7 +2,9 @@
 
 A case the method fails on is recorded (``failed`` = 1, recall 0, the error in ``cases.csv``) and does not
 stop the cell. On a benchmark with specificity checks (real data), a method that can abstain is refitted on
-each check's normal rows and scored on whether it names no root cause; one that cannot abstain scores 0.
+each check's normal rows and scored on whether it names no root cause; one that cannot abstain scores 0. A
+method that ``uses_raw_data`` is fitted on, asked about and scored over the data as measured where the
+benchmark has them (see :mod:`bayes_rca.harness.real_data`), every other method over the prepared data.
 
 ``run_cell`` is a pure function of the resolved cell mapping (same mapping, same numbers), so it can run in
 this process, a worker process or a Ray task; it returns metrics, a per-case table and artifact bytes, and
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 import torch
@@ -65,9 +68,13 @@ def true_contributions(benchmark: Benchmark, case: OutlierCase) -> pd.Series | N
     return pd.Series(oracle.contributions[0, 0], index=oracle.nodes)
 
 
-def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase) -> dict[str, float]:
-    """All metrics of one answer (those that need a relevance ranking or true parameters are NaN without)."""
-    nodes = list(benchmark.graph.nodes)
+def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase,
+               graph: nx.DiGraph | None = None) -> dict[str, float]:
+    """All metrics of one answer (those that need a relevance ranking or true parameters are NaN without).
+
+    ``graph``: the graph the method was fitted on, whose nodes the answer ranks (default ``benchmark.graph``).
+    """
+    nodes = list((benchmark.graph if graph is None else graph).nodes)
     scores = attribution.scores.reindex(nodes)
     draws = None if attribution.draws is None else attribution.draws.reindex(columns=nodes, fill_value=0.0)
     answer = Attribution(scores, draws, attribution.top_probability)
@@ -89,8 +96,19 @@ def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase
     return row
 
 
+def _fit_data(method: RCAMethod, source: Benchmark | NormalCase) -> tuple[nx.DiGraph, pd.DataFrame]:
+    """The graph and normal data to fit on: as measured for a method that uses raw data (where there are
+    any), else prepared."""
+    if method.uses_raw_data and source.raw_graph is not None:
+        return source.raw_graph, source.raw_train
+    return source.graph, source.train
+
+
 def _row_for(method: RCAMethod, case: OutlierCase | NormalCase) -> pd.DataFrame:
-    """The measured row (missing values NaN) for a method that infers them, else the imputed row."""
+    """The rows as measured from the analysed row on for a method that uses raw data (where there are any);
+    the measured row (missing values NaN) for a method that infers them; else the imputed row."""
+    if method.uses_raw_data and case.window is not None:
+        return case.raw_rows
     return case.observed_row if method.uses_missing_values and case.observed_row is not None else case.row
 
 
@@ -106,7 +124,7 @@ def _specificity(cell: dict[str, Any], checks: list[NormalCase]) -> tuple[float,
         method = _method_for(cell)
         start = time.perf_counter()
         try:
-            method.fit(check.graph, check.train)
+            method.fit(*_fit_data(method, check))
             reported = method.attribute(check.target, _row_for(method, check)).reported
             error = ""
         except Exception as failure:  # a failure is not "no root cause"
@@ -134,7 +152,8 @@ def run_cell(cell: dict[str, Any]) -> CellResult:
         benchmark = load_benchmark(cell["benchmark"], cell["seed"])
         method = _method_for(cell)
         start = time.perf_counter()
-        method.fit(benchmark.graph, benchmark.train)
+        graph, train = _fit_data(method, benchmark)
+        method.fit(graph, train)
         fit_seconds = time.perf_counter() - start
         rows = []
         for index, case in enumerate(benchmark.cases):
@@ -151,7 +170,8 @@ def run_cell(cell: dict[str, Any]) -> CellResult:
             ranked = attribution.scores.sort_values(ascending=False).index[:3].tolist()
             reported = "" if attribution.reported is None else ",".join(map(str, attribution.reported))
             rows.append({**head, "predicted_top3": ",".join(map(str, ranked)), "reported": reported, "error": "",
-                         "attribute_seconds": seconds, "failed": 0.0, **score_case(attribution, benchmark, case)})
+                         "attribute_seconds": seconds, "failed": 0.0,
+                         **score_case(attribution, benchmark, case, graph)})
             if attribution.posterior is not None:
                 result.artifacts[f"posterior_case{index}.nc"] = _netcdf_bytes(attribution.posterior)
         cases = pd.DataFrame(rows)
@@ -159,7 +179,7 @@ def run_cell(cell: dict[str, Any]) -> CellResult:
         result.metrics = {name: float(value) for name, value in numeric.mean().items() if np.isfinite(value)}
         result.metrics["failed_cases"] = float(cases["failed"].sum())
         result.metrics["fit_seconds"] = fit_seconds
-        result.metrics["num_nodes"] = float(benchmark.graph.number_of_nodes())
+        result.metrics["num_nodes"] = float(graph.number_of_nodes())
         result.metrics["num_cases"] = float(len(cases))
         if benchmark.normal_cases:
             if method.abstains:

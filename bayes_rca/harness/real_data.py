@@ -3,14 +3,19 @@
 One benchmark is one scenario x metric x statistic of a data root: the reversed call graph, the normal
 metrics of that metric, one :class:`~bayes_rca.harness.benchmarks.OutlierCase` per issue of the split whose
 target has that metric, and the specificity checks of the data set's authors: the normal period is split at
-several points; the rows before a point are the training data and the third row after it is asked about (as
-an issue's third row is). A method is right there when it names no root cause.
+several points; the rows before a point are the training data and the third row from the point on is asked
+about (as an issue's third row is). A method is right there when it names no root cause.
 
 Missing data (a service without traffic in a window) follows :func:`bayes_rca.tables.prepare_observed`:
 nodes with fewer than ``min_observed`` normal values are marginalised out of the graph, other missing values
 (normal and issue rows) take the node's normal median. Every method of a cell sees the same prepared data,
-except that a method which infers missing values itself (``bayes_rca`` with ``missing: latent``) gets the
-issue row as measured.
+with two exceptions: a method which infers missing values itself (``bayes_rca`` with ``missing: latent``) gets
+the issue row as measured; and a method that ``uses_raw_data`` (``mad_traversal``, the authors' own baseline)
+gets what the authors' code gets: the reversed call graph with every node, the normal rows as measured, and
+each issue's whole window of rows as measured from the third row on (``OutlierCase.raw_rows``), in which it
+may search the later rows; its specificity windows are all the normal rows from the split point on, as in
+the authors' ``evaluate_specificity``. (The other methods' issue row is the first at or after the target's
+timestamp; in the published splits that is the third row too.)
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from bayes_rca.errors import DataError
 from bayes_rca.harness.benchmarks import Benchmark, NormalCase, OutlierCase
 from bayes_rca.tables import prepare_observed, select_metric
 
-ANALYSED_ROW = 2  # the authors analyse the third row of an issue, and of each specificity split
+ANALYSED_ROW = 2  # the authors analyse the third row of an issue's window, and of each specificity split
 
 
 def specificity_points(num_rows: int) -> list[int]:
@@ -35,10 +40,12 @@ def specificity_points(num_rows: int) -> list[int]:
 
 def _normal_case(graph: nx.DiGraph, normal: pd.DataFrame, target: str, point: int,
                  min_observed: int) -> NormalCase:
-    train, measured = normal.iloc[:point], normal.iloc[point + ANALYSED_ROW:point + ANALYSED_ROW + 1]
-    case_graph, train, row, _, _ = prepare_observed(graph, train, measured, min_observed)
+    raw_train, window = normal.iloc[:point], normal.iloc[point:]
+    measured = window.iloc[ANALYSED_ROW:ANALYSED_ROW + 1]
+    case_graph, train, row, _, _ = prepare_observed(graph, raw_train, measured, min_observed)
     return NormalCase(case_graph, train, target, row, f"normal_split_{point}",
-                      measured.reindex(columns=list(case_graph.nodes)))
+                      measured.reindex(columns=list(case_graph.nodes)), raw_graph=graph, raw_train=raw_train,
+                      window=window, start=ANALYSED_ROW)
 
 
 def petshop_benchmark(data_root: str | Path, scenario: str, split: str, metric: str, statistic: str = "Average",
@@ -54,7 +61,8 @@ def petshop_benchmark(data_root: str | Path, scenario: str, split: str, metric: 
     metric, statistic : str
         The metric (``latency``, ``availability``) and statistic (``Average``) of the issues to take.
     min_observed : int
-        Nodes with fewer normal values are marginalised out of the graph.
+        Nodes with fewer normal values are marginalised out of the graph (of the prepared data; the raw data
+        of a method that ``uses_raw_data`` keep every node).
     specificity : bool
         Add the specificity checks on normal data (one per split point of :func:`specificity_points`).
 
@@ -70,9 +78,10 @@ def petshop_benchmark(data_root: str | Path, scenario: str, split: str, metric: 
                         f"{statistic!r}")
     causal = loaded.causal_graph
     normal = select_metric(loaded.normal, metric, statistic)
-    rows = []
+    rows, windows = [], {}
     for issue in issues:
         frame = select_metric(issue.metrics, metric, statistic)
+        windows[issue.name] = frame
         row = frame.iloc[[issue.row_position]]
         rows.append(row.set_axis([issue.name]))
     measured = pd.concat(rows)
@@ -84,8 +93,10 @@ def petshop_benchmark(data_root: str | Path, scenario: str, split: str, metric: 
             raise DataError(f"{scenario}/{split}/{issue.name}: target {issue.target!r} has fewer than "
                             f"{min_observed} normal values of {metric} {statistic}")
         cases.append(OutlierCase(issue.target, outliers.loc[[issue.name]], issue.root_cause, name=issue.name,
-                                 observed_row=measured.loc[[issue.name]]))
+                                 observed_row=measured.loc[[issue.name]], window=windows[issue.name],
+                                 start=ANALYSED_ROW))
     targets = sorted({issue.target for issue in issues})
     normal_cases = [_normal_case(causal, normal, target, point, min_observed)
                     for target in targets for point in specificity_points(len(normal))] if specificity else []
-    return Benchmark(f"petshop/{scenario}/{metric}", graph, train, cases, normal_cases=normal_cases)
+    return Benchmark(f"petshop/{scenario}/{metric}", graph, train, cases, normal_cases=normal_cases,
+                     raw_graph=causal, raw_train=normal)

@@ -30,12 +30,13 @@ def sample_conjugate(mechanism: LinearGaussian, parents: torch.Tensor, value: to
     """
     n, p = parents.shape
     design = torch.cat([torch.ones(n, 1, dtype=value.dtype), parents], dim=1)
-    prior_precision = torch.diag(torch.tensor([1.0 / mechanism.bias_var] + [mechanism.ridge] * p, dtype=value.dtype))
-    precision = prior_precision + design.T @ design
+    prior_mean, prior_precision = mechanism.coefficient_prior(p, value.dtype)
+    precision = torch.diag(prior_precision) + design.T @ design
     chol = torch.linalg.cholesky(precision)
-    mean = torch.cholesky_solve((design.T @ value).unsqueeze(-1), chol).squeeze(-1)
+    pulled = prior_precision * prior_mean
+    mean = torch.cholesky_solve((design.T @ value + pulled).unsqueeze(-1), chol).squeeze(-1)
     shape = mechanism.a0 + 0.5 * n
-    residual = (value @ value - mean @ (precision @ mean)).clamp_min(0.0)
+    residual = (value @ value + prior_mean @ pulled - mean @ (precision @ mean)).clamp_min(0.0)
     rate = mechanism.b0 + 0.5 * residual
     noise_var = rate / torch.distributions.Gamma(shape, torch.ones((), dtype=value.dtype)).sample((num_draws,))
     # beta | sigma^2 ~ Normal(mean, sigma^2 precision^{-1}); with precision = L L^T, beta = mean + sigma L^{-T} z.

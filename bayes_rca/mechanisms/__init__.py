@@ -19,11 +19,13 @@ from bayes_rca.mechanisms.linear import (
     GaussianRoot,
     LinearGaussian,
     LinearStudentT,
+    PassThroughGaussian,
     StudentTRoot,
 )
 
 FAMILIES: dict[str, type[Mechanism]] = {
-    cls.name: cls for cls in (GaussianRoot, StudentTRoot, LinearGaussian, LinearStudentT, FourierGaussian,
+    cls.name: cls for cls in (GaussianRoot, StudentTRoot, LinearGaussian, PassThroughGaussian, LinearStudentT,
+                              FourierGaussian,
                               ProbitThreshold, PoissonCount, CensoredGaussian)
 }
 
@@ -92,5 +94,5 @@ def bind_to_data(mechanism: Mechanism, node: object, values: torch.Tensor, loc: 
 
 
 __all__ = ["FAMILIES", "CensoredGaussian", "FourierGaussian", "GaussianRoot", "LinearGaussian", "LinearStudentT",
-           "Mechanism", "Params", "PoissonCount", "ProbitThreshold", "StudentTRoot", "bind_to_data", "is_binary",
+           "Mechanism", "PassThroughGaussian", "Params", "PoissonCount", "ProbitThreshold", "StudentTRoot", "bind_to_data", "is_binary",
            "make_mechanism"]

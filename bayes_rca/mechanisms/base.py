@@ -75,6 +75,14 @@ class Mechanism(ABC):
         """
         return self
 
+    def bind_parents(self, parent_scale: torch.Tensor, scale: float) -> Mechanism:
+        """The mechanism for a node whose parents are scaled by ``parent_scale`` and itself by ``scale``.
+
+        Default: itself. A mechanism with a prior in data units (child units per parent unit) returns a copy that
+        knows it in standardised units.
+        """
+        return self
+
     def value_problem(self, values: torch.Tensor) -> tuple[int, str] | None:
         """The first of ``values`` (data units) this mechanism cannot produce and why (``"is not 0 or 1"``), or None."""
         return None

@@ -36,14 +36,24 @@ class LinearGaussian(Mechanism):
     def __init__(self, a0: float = 1.0, b0: float = 1e-6, bias_var: float = 10.0, ridge: float = 1e-3) -> None:
         self.a0, self.b0, self.bias_var, self.ridge = a0, b0, bias_var, ridge
 
+    def coefficient_prior(self, num_parents: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prior mean and precision (per unit noise variance) of ``(bias, weight...)``, standardised units.
+
+        ``(bias, w) | sigma^2 ~ Normal(mean, sigma^2 / precision)``, independent; shapes ``(1 + num_parents,)``.
+        """
+        mean = torch.zeros(1 + num_parents, dtype=dtype)
+        precision = torch.tensor([1.0 / self.bias_var] + [self.ridge] * num_parents, dtype=dtype)
+        return mean, precision
+
     def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
         one = torch.ones((), dtype=dtype)
         noise_var = pyro.sample("noise_var", dist.InverseGamma(self.a0 * one, self.b0 * one))
-        bias = pyro.sample("bias", dist.Normal(0 * one, torch.sqrt(self.bias_var * noise_var)))
+        mean, precision = self.coefficient_prior(num_parents, dtype)
+        scale = torch.sqrt(noise_var / precision)
+        bias = pyro.sample("bias", dist.Normal(mean[0], scale[0]))
         params = {"noise_var": noise_var, "bias": bias}
         if num_parents:
-            scale = torch.sqrt(noise_var / self.ridge).expand(num_parents)
-            params["weight"] = pyro.sample("weight", dist.Normal(torch.zeros_like(scale), scale).to_event(1))
+            params["weight"] = pyro.sample("weight", dist.Normal(mean[1:], scale[1:]).to_event(1))
         return params
 
     def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
@@ -54,6 +64,49 @@ class LinearGaussian(Mechanism):
 
     def num_parameters(self, num_parents: int) -> int:
         return num_parents + 2
+
+
+class PassThroughGaussian(LinearGaussian):
+    """``X = b + w . PA + N``, Gaussian noise, with a pass-through prior on the weights in data units.
+
+    A caller's latency is its own time plus the time of the calls it waits for, and its failure rate is its own
+    plus that of the calls it depends on: a parent's deviation passes on about one for one, ``w ~ Normal(
+    weight_mean, weight_sd^2)`` in child units per parent unit (at a noise variance of the node's variance;
+    the prior is conjugate, so it scales with the noise variance). Fitted on normal data in which a parent
+    barely varies, a zero-mean vague prior leaves its weight to the noise of a few milliseconds (and to the
+    regression dilution of a parent measured with noise), so that a far larger deviation of the parent in an
+    incident is not passed on and the caller's own noise takes the blame. Where the parent varied enough, the
+    data override the prior. Otherwise as :class:`LinearGaussian` (exact conjugate posterior, analytic game).
+
+    Examples
+    --------
+    >>> from bayes_rca.mechanisms import make_mechanism
+    >>> make_mechanism("pass_through_gaussian(weight_sd=0.5)").weight_mean
+    1.0
+    """
+
+    name: ClassVar[str] = "pass_through_gaussian"
+
+    def __init__(self, weight_mean: float = 1.0, weight_sd: float = 0.5, a0: float = 1.0, b0: float = 1e-6,
+                 bias_var: float = 10.0) -> None:
+        super().__init__(a0=a0, b0=b0, bias_var=bias_var)
+        self.weight_mean, self.weight_sd = weight_mean, weight_sd
+        self._ratio: torch.Tensor | None = None
+
+    def bind_parents(self, parent_scale: torch.Tensor, scale: float) -> PassThroughGaussian:
+        bound = PassThroughGaussian(self.weight_mean, self.weight_sd, self.a0, self.b0, self.bias_var)
+        bound._ratio = parent_scale.to(torch.float64) / scale  # data-unit weight -> standardised weight
+        return bound
+
+    def coefficient_prior(self, num_parents: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, precision = super().coefficient_prior(num_parents, dtype)
+        if num_parents:
+            if self._ratio is None or len(self._ratio) != num_parents:
+                raise RuntimeError("PassThroughGaussian.bind_parents() must run before the mechanism is fitted")
+            ratio = self._ratio.to(dtype)
+            mean[1:] = self.weight_mean * ratio
+            precision[1:] = 1.0 / (self.weight_sd * ratio) ** 2
+        return mean, precision
 
 
 class GaussianRoot(LinearGaussian):

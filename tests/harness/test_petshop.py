@@ -99,6 +99,13 @@ def test_benchmark_marginalises_silent_nodes_and_imputes_the_rest(scenario: Path
     assert len(bench.normal_cases) == len(specificity_points(200)) == 5
     first = bench.normal_cases[0]
     assert len(first.train) == 100 and len(first.row) == 1
+    # the data as measured, for a method that uses_raw_data (mad_traversal): every node, gaps kept, the window
+    # from the third row on (issues) and every normal row from the split's third on (specificity checks)
+    assert "Cache" in bench.raw_graph and bench.raw_train["Db"].isna().sum() == 20
+    assert bench.raw_train["Cache"].isna().all()
+    assert [len(case.raw_rows) for case in bench.cases] == [3, 3] and np.isnan(bench.cases[1].raw_rows["Db"].iloc[0])
+    assert (first.start, len(first.raw_train), len(first.raw_rows)) == (2, 100, 98)
+    pd.testing.assert_frame_equal(first.raw_rows.iloc[[0]], first.observed_row.reindex(columns=first.window.columns))
     with pytest.raises(DataError, match="no issue with target metric 'availability'"):
         petshop_benchmark(scenario.parent, "tiny", "test", "availability")
 

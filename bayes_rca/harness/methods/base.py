@@ -65,6 +65,12 @@ class RCAMethod(ABC):
     abstains: ClassVar[bool] = False
     """Whether the method can answer "no root cause" (``Attribution.reported`` empty); one that cannot has
     specificity 0 by construction and is not refitted for the specificity checks."""
+    uses_raw_data: ClassVar[bool] = False
+    """Whether the method takes the data as measured, where a benchmark has them (real data): the harness then
+    fits it on the causal graph with every node (none marginalised out) and the normal rows with their missing
+    values (NaN), and asks it about the window of rows around an outlier as measured, from the analysed row on
+    (the analysed row first, the later rows after it), instead of the one prepared row every other method gets.
+    See :mod:`bayes_rca.harness.real_data`."""
 
     @abstractmethod
     def fit(self, graph: nx.DiGraph, data: pd.DataFrame) -> RCAMethod:
@@ -72,4 +78,5 @@ class RCAMethod(ABC):
 
     @abstractmethod
     def attribute(self, target: Hashable, outlier: pd.DataFrame) -> Attribution:
-        """Blame the nodes for the outlier at ``target`` in the one-row frame ``outlier``."""
+        """Blame the nodes for the outlier at ``target`` in the one-row frame ``outlier`` (a method that
+        ``uses_raw_data`` also takes a window of several rows, the analysed row first)."""

@@ -18,9 +18,9 @@ from bayes_rca.harness.methods._common import check_fitted, outlier_row
 from bayes_rca.harness.methods.base import Attribution, RCAMethod
 from bayes_rca.inference import InferenceOptions
 from bayes_rca.mechanisms import CensoredGaussian, Mechanism
-from bayes_rca.scm import INFERENCE_CHOICES, BayesianSCM
+from bayes_rca.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
 
-MECHANISM_CHOICES = ("auto", "linear", "censored")
+MECHANISM_CHOICES = ("auto", "linear", "pass_through", "censored")
 MISSING_CHOICES = ("impute", "latent")
 _ATTRIBUTE_OPTIONS = frozenset(inspect.signature(attribute_outliers).parameters) - {
     "model", "target", "outliers", "feature_map", "device", "seed"}
@@ -42,9 +42,11 @@ class BayesRCA(RCAMethod):
     ----------
     inference : {"auto", "conjugate", "svi", "nuts"}
         Posterior inference of the mechanisms (see :class:`~bayes_rca.scm.BayesianSCM`).
-    mechanisms : {"auto", "linear", "censored"}
+    mechanisms : {"auto", "linear", "pass_through", "censored"}
         ``"auto"`` assigns a family per node from the data; ``"linear"`` fits every node linear-Gaussian (Gaussian
-        root nodes), a deliberately mis-specified model on nonlinear or heavy-tailed benchmarks; ``"censored"``
+        root nodes), a deliberately mis-specified model on nonlinear or heavy-tailed benchmarks;
+        ``"pass_through"`` the same with a pass-through prior on the weights in data units
+        (:class:`~bayes_rca.mechanisms.PassThroughGaussian`), for service metrics that add up along calls; ``"censored"``
         fits every node linear-Gaussian clipped to ``bounds`` (:class:`~bayes_rca.mechanisms.CensoredGaussian`, a
         percentage stuck at 100, a latency capped at a timeout), whose noise at a bound is sampled from its
         posterior (Monte Carlo game).
@@ -72,6 +74,8 @@ class BayesRCA(RCAMethod):
     score_threshold : float
         IT score (nats) the target must credibly exceed for any root cause to be named; 5 nats is a tail
         probability of ``e^-5 ~ 1/150`` under normal operation.
+    constant_noise : {"prior", "pooled"}
+        Noise of a node constant in the training data (:class:`~bayes_rca.scm.BayesianSCM`).
     missing : {"impute", "latent"}
         Missing values of an outlier row: take the harness's imputed row (``"impute"``), or infer them with
         the noise (``"latent"``, :mod:`bayes_rca.latent`).
@@ -91,7 +95,8 @@ class BayesRCA(RCAMethod):
                  feature_map: str = "median_cdf_quantile", device: str = "cpu", num_chains: int = 1,
                  inference_options: dict[str, Any] | None = None, keep_posterior: bool = True,
                  delta: float = 1.0, alpha: float = 0.05, score_threshold: float = 5.0, missing: str = "impute",
-                 bounds: tuple[float | None, float | None] | None = None, **attribute_options: Any) -> None:
+                 bounds: tuple[float | None, float | None] | None = None, constant_noise: str = "prior",
+                 **attribute_options: Any) -> None:
         if inference not in INFERENCE_CHOICES:
             raise BayesRCAError(f"unknown inference {inference!r}; choose one of {', '.join(INFERENCE_CHOICES)}")
         if mechanisms not in MECHANISM_CHOICES:
@@ -115,12 +120,18 @@ class BayesRCA(RCAMethod):
         if not 0 < alpha < 1:
             raise BayesRCAError(f"alpha must lie in (0, 1), got {alpha!r}")
         self.delta, self.alpha, self.score_threshold = delta, alpha, score_threshold
+        if constant_noise not in CONSTANT_NOISE_CHOICES:
+            raise BayesRCAError(f"unknown constant_noise {constant_noise!r}; choose one of "
+                                f"{', '.join(CONSTANT_NOISE_CHOICES)}")
+        self.constant_noise = constant_noise
         self.attribute_options = attribute_options
         self.model_: BayesianSCM | None = None
 
     def _families(self, graph: nx.DiGraph) -> dict[Hashable, str | Mechanism] | None:
         if self.mechanisms == "linear":
             return {node: baseline_family(graph.in_degree(node)) for node in graph}
+        if self.mechanisms == "pass_through":
+            return {node: "pass_through_gaussian" if graph.in_degree(node) else "gaussian_root" for node in graph}
         if self.mechanisms == "censored":
             return {node: CensoredGaussian(*self.bounds) for node in graph}
         return None
@@ -129,7 +140,7 @@ class BayesRCA(RCAMethod):
         families = self._families(graph)
         self.model_ = BayesianSCM(graph, mechanisms=families, inference=self.inference, num_draws=self.num_draws,
                                   num_chains=self.num_chains, seed=self.seed, progress=False,
-                                  options=self.options).fit(data)
+                                  options=self.options, constant_noise=self.constant_noise).fit(data)
         return self
 
     def attribute(self, target: Hashable, outlier: pd.DataFrame) -> Attribution:
