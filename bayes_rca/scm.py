@@ -200,12 +200,15 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     return node, report
 
 
-def _warn_about_columns(graph: nx.DiGraph, data: pd.DataFrame, values: pd.DataFrame) -> None:
+def _warn_about_columns(graph: nx.DiGraph, data: pd.DataFrame, values: pd.DataFrame,
+                        constant_noise: str = "prior") -> None:
     """Warn about columns that are used but constant, and columns that are not graph nodes (ignored)."""
     constant = [node for node in values.columns if values[node].nunique() == 1]
     if constant:
-        warnings.warn(f"training data column(s) {', '.join(map(repr, constant))} are constant: modelled with a "
-                      "small noise scale from the prior, so any other value there gets a large contribution",
+        how = ("with a small noise scale from the prior, so any other value there gets a large contribution "
+               "(constant_noise='finest' gives them the smallest scale of the varying columns)"
+               if constant_noise == "prior" else f"with the {constant_noise} noise scale of the varying columns")
+        warnings.warn(f"training data column(s) {', '.join(map(repr, constant))} are constant: modelled {how}",
                       BayesRCAWarning, stacklevel=3)
     unused = [column for column in data.columns if column not in graph]
     if unused:
@@ -315,7 +318,7 @@ class BayesianSCM:
         :attr:`converged_`.
         """
         values = validate_training_data(self.graph, data)
-        _warn_about_columns(self.graph, data, values)
+        _warn_about_columns(self.graph, data, values, self.constant_noise)
         tasks = self._tasks(values)
         # the bar is closed (its line ended) on errors too, so that an error message starts its own line
         with tqdm(total=len(tasks), desc="fitting mechanisms", unit="node", disable=not self.progress) as bar:

@@ -229,13 +229,40 @@ def _student_t_log_sf(df: float, z: np.ndarray) -> np.ndarray:
     return log_sf
 
 
+def _student_t2_sf(z: torch.Tensor) -> torch.Tensor:
+    """``P(T >= z)`` for ``T ~ StudentT(2)``: ``q = 1 / (r (r + |z|))`` with ``r = sqrt(z^2 + 2)`` beyond the
+    median, ``1 - q`` before it (then at least 1/2, so no cancellation)."""
+    magnitude = z.abs()
+    q = magnitude.square().add_(2.0).sqrt_()
+    q.mul_(q + magnitude).reciprocal_()
+    return torch.where(z >= 0, q, 1.0 - q)
+
+
+def _student_t2_log_far(z: torch.Tensor) -> torch.Tensor:
+    """``log P(T >= z)`` for ``z`` far beyond the median, in log space: ``-log(r (r + z))`` without overflow."""
+    r = torch.hypot(z, torch.full_like(z, math.sqrt(2.0)))
+    return -(torch.log(r) + torch.log(r + z))
+
+
+def _student_t2_log_tail(below: torch.Tensor, above: torch.Tensor) -> torch.Tensor:
+    """``log(P(T >= below) + P(T >= above))`` for ``T ~ StudentT(2)``: the two tails summed in linear space (exact
+    in closed form), in log space where the sum nears the subnormals (both beyond about 1e138 scales)."""
+    total = _student_t2_sf(below).add_(_student_t2_sf(above))
+    far = total < erfc_floor(total.dtype)
+    log_p = total.log_()
+    if bool(far.any()):
+        log_p[far] = log_two_tails(_student_t2_log_far(below[far]), _student_t2_log_far(above[far]))
+    return log_p
+
+
 def student_t_log_tail(mean: torch.Tensor, scale: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
                        df: float) -> torch.Tensor:
     """``log P(Y <= lo or Y >= hi)`` for ``Y = mean + scale * T``, ``T ~ StudentT(df)``; ``0`` where ``scale == 0``.
 
     The robust counterpart of :func:`gaussian_log_tail` (same broadcasting and conventions): the noise of a
     coalition redrawn with one common variance factor ``lambda ~ InvGamma(df / 2, df / 2)``, so that a far
-    outlier costs ``df log z`` nats instead of ``z^2 / 2``. Evaluated with ``scipy.special.stdtr`` on the CPU.
+    outlier costs ``df log z`` nats instead of ``z^2 / 2``. ``df == 2`` has a closed form, evaluated with torch
+    on the tensors' device; other ``df`` use ``scipy.special.stdtr`` on the CPU.
 
     Examples
     --------
@@ -245,6 +272,13 @@ def student_t_log_tail(mean: torch.Tensor, scale: torch.Tensor, lo: torch.Tensor
     0.1835
     """
     shape = torch.broadcast_shapes(mean.shape, scale.shape, lo.shape, hi.shape)
+    if df == 2:
+        positive = scale > 0
+        safe = torch.where(positive, scale, torch.ones_like(scale))
+        below = _full(mean - lo, shape).div_(safe)
+        above = _full(hi - mean, shape).div_(safe)
+        log_p = _student_t2_log_tail(below, above)
+        return log_p.clamp_max_(0.0).masked_fill_(~positive.expand_as(log_p), 0.0)
     arrays = [t.detach().expand(shape).cpu().numpy() for t in (mean, scale, lo, hi)]
     m, s, low, high = arrays
     positive = s > 0

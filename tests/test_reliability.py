@@ -193,7 +193,8 @@ def test_constant_and_unused_columns_are_warnings(system):
         model = fit(system.graph, data, mechanisms=conjugate_families(system.graph))
     messages = [str(w.message) for w in record]
     assert ("training data column(s) 'F' are constant: modelled with a small noise scale from the prior, so any "
-            "other value there gets a large contribution") in messages
+            "other value there gets a large contribution (constant_noise='finest' gives them the smallest scale of the "
+            "varying columns)") in messages
     assert "training data column(s) 'host' are not graph nodes: ignored" in messages
     result = attribute_outliers(model, "F", system.outlier({}).assign(F=7.5))
     assert np.isfinite(result.scores).all() and (result.scores > 10).all()

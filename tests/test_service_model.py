@@ -97,6 +97,20 @@ def test_student_t_tail_matches_scipy_and_stays_exact_far_out(df):
     assert float(student_t_log_tail(zero[:1], zero[:1], -one[:1], zero[:1], df)) == 0.0
 
 
+@pytest.mark.parametrize("df", [2.0, 3.0])
+def test_student_t_two_tails_at_any_location_match_scipy(df):
+    """Asymmetric thresholds, the mean inside or beyond them (a near side below the median), scales of 1e-6 to 1e3."""
+    rng = np.random.default_rng(11)
+    mean = torch.tensor(rng.uniform(-60, 60, 5000))
+    scale = torch.tensor(10.0 ** rng.uniform(-6, 3, 5000))
+    lo = torch.tensor(rng.uniform(-40, 0, 5000))
+    hi = lo + torch.tensor(rng.uniform(0, 80, 5000))
+    got = student_t_log_tail(mean, scale, lo, hi, df).numpy()
+    m, s, a, b = (t.numpy() for t in (mean, scale, lo, hi))
+    expected = np.logaddexp(stats.t.logcdf((a - m) / s, df), stats.t.logsf((b - m) / s, df))
+    np.testing.assert_allclose(got, np.minimum(expected, 0.0), rtol=1e-9, atol=1e-12)
+
+
 def _three_node_game(tail_df: float):
     rng = np.random.default_rng(3)
     n = 3000
