@@ -15,7 +15,7 @@ from rich.console import Console
 
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, GraphError
 from bayes_rca.mechanisms import FAMILIES, make_mechanism
-from bayes_rca.scm import INFERENCE_CHOICES, BayesianSCM
+from bayes_rca.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
 from bayes_rca.scores import FEATURE_MAPS
 
 if TYPE_CHECKING:
@@ -213,17 +213,18 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
                             "imputes or infers missing values)") from None
         raise
     mechanisms = _overrides(args.mechanism)
-    if args.linear:
-        mechanisms = {node: "linear_gaussian" if graph.in_degree(node) else "gaussian_root" for node in graph
-                      } | mechanisms
+    if args.linear or args.pass_through:
+        family = "pass_through_gaussian" if args.pass_through else "linear_gaussian"
+        mechanisms = {node: family if graph.in_degree(node) else "gaussian_root" for node in graph} | mechanisms
     start = time.perf_counter()
     model = BayesianSCM(graph, mechanisms=mechanisms, inference=args.inference,
-                        num_draws=args.draws, num_chains=args.chains, seed=args.seed, n_jobs=args.jobs).fit(data)
+                        num_draws=args.draws, num_chains=args.chains, seed=args.seed, n_jobs=args.jobs,
+                        constant_noise=args.constant_noise).fit(data)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     result = attribute_outliers(model, args.target, outliers, feature_map=args.feature_map,
                                 estimator=args.estimator, num_samples=args.samples, max_nats=args.max_nats,
-                                device=args.device,
+                                tail_df=args.tail_df, device=args.device,
                                 seed=args.seed)
     attribute_seconds = time.perf_counter() - start
     print_attribution(console, result, model)
@@ -343,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     attribute.add_argument("--linear", action="store_true",
                            help="every node without --mechanism is linear-Gaussian (gaussian_root for roots): exact "
                                 "posteriors and closed-form attribution, seconds even for 40 nodes")
+    attribute.add_argument("--pass-through", action="store_true",
+                           help="every node without --mechanism is pass_through_gaussian (gaussian_root for roots): "
+                                "linear-Gaussian with weights ~ Normal(1, 0.5^2) in data units, for service metrics "
+                                "that add up along calls")
+    attribute.add_argument("--tail-df", type=float, default=None,
+                           help="the robust game: Student-t tails with this many degrees of freedom (e.g. 2) instead "
+                                "of Gaussian ones; a far outlier costs df log z nats, not z^2/2")
+    attribute.add_argument("--constant-noise", choices=list(CONSTANT_NOISE_CHOICES), default="prior",
+                           help="noise of a node constant in the normal data: its tiny posterior scale (prior), or "
+                                "the median (pooled) or smallest (finest) sd of the columns that vary")
     attribute.add_argument("--max-nats", type=float, default=None,
                            help="floor tail probabilities at e^-MAX_NATS (e.g. 30): bounded contributions where nodes "
                                 "barely vary in normal data but move by thousands of sds in the outlier")

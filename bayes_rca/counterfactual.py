@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from bayes_rca.node import FittedNode
+from bayes_rca.threads import one_thread
 from bayes_rca.noise import GaussianNoise, per_draw, sample_noise
 from bayes_rca.scores import (
     FeatureMap,
@@ -140,7 +141,8 @@ class LinearGaussianGame:
         eye = torch.eye(K, dtype=dtype, device=device).expand(draws, K, K)
         unit = torch.zeros(draws, K, 1, dtype=dtype, device=device)
         unit[:, -1] = 1.0
-        effect = torch.linalg.solve_triangular((eye - coupling).transpose(-1, -2), unit, upper=True).squeeze(-1)
+        with one_thread():
+            effect = torch.linalg.solve_triangular((eye - coupling).transpose(-1, -2), unit, upper=True).squeeze(-1)
         self.alpha = effect * scale  # (D, K): effect of one standardised noise unit on X_t
         self.variance_share = self.alpha**2 * noise_sd**2  # (D, K): each noise's share of Var(X_t)
         self.shift = self.alpha.unsqueeze(1) * players.noise  # (D, R, K): observed noise's share of x_t

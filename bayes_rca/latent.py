@@ -27,6 +27,7 @@ import torch
 from bayes_rca.counterfactual import Players, abduct_noise
 from bayes_rca.errors import BayesRCAWarning
 from bayes_rca.node import FittedNode
+from bayes_rca.threads import one_thread
 
 NUM_PARTICLES = 1000  # importance-sampling particles per posterior draw
 ADAPTATION_ROUNDS = 2  # moves of the Gaussian proposal to the weighted particles
@@ -52,7 +53,8 @@ def _linear_system(nodes: list[FittedNode]) -> tuple[torch.Tensor, torch.Tensor,
     bias = torch.stack([part[0] for part in parts], -1)
     sigma = torch.stack([part[2] for part in parts], -1)
     scale = torch.tensor([node.standardizer.scale for node in nodes], dtype=dtype, device=device)
-    total = torch.linalg.inv(torch.eye(size, dtype=dtype, device=device) - coupling)  # unit lower-triangular
+    with one_thread():
+        total = torch.linalg.inv(torch.eye(size, dtype=dtype, device=device) - coupling)  # unit lower-triangular
     return (total @ bias.unsqueeze(-1)).squeeze(-1), total * (scale * sigma).unsqueeze(1), sigma
 
 
@@ -70,7 +72,9 @@ def conditional_noise(nodes: list[FittedNode], row: torch.Tensor, num_samples: i
     target = (row[observed] - mean[:, observed]).unsqueeze(1)  # (D, 1, O)
     prior = torch.randn(draws, num_samples, size, generator=generator, dtype=sigma.dtype, device=sigma.device)
     gap = target - prior @ h_obs.transpose(-1, -2)  # (D, S, O)
-    posterior = prior + gap @ torch.linalg.pinv(h_obs).transpose(-1, -2)  # (D, S, K)
+    with one_thread():
+        inverse = torch.linalg.pinv(h_obs)
+    posterior = prior + gap @ inverse.transpose(-1, -2)  # (D, S, K)
     return (posterior * sigma.unsqueeze(1)).reshape(draws * num_samples, size)
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import multiprocessing
 import warnings
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import arviz as az
@@ -20,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pyro
 import torch
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from bayes_rca.assignment import (
@@ -37,6 +35,7 @@ from bayes_rca.graph import check_node, parents_of, topological_order, validate_
 from bayes_rca.inference import InferenceOptions, PosteriorFit, fit_posterior
 from bayes_rca.mechanisms import Mechanism, bind_to_data, is_binary, make_mechanism
 from bayes_rca.node import FittedNode, Standardizer
+from bayes_rca.threads import one_thread
 
 INFERENCE_CHOICES = ("auto", "conjugate", "svi", "nuts")
 CONSTANT_NOISE_CHOICES = ("prior", "pooled", "finest")
@@ -87,22 +86,6 @@ def _checked_mechanism(spec: str | Mechanism, task: _NodeTask) -> Mechanism:
     return mechanism
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch and numpy's BLAS on one thread.
-
-    Small models fit no slower, results do not depend on the thread count, and BLAS threads spinning against
-    other busy processes (parallel sweeps) cannot slow a fit down many times over.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _unseen_parent_weights(posterior: PosteriorFit, unseen: torch.Tensor, standardizer: Standardizer,
                            prior: tuple[float, float], seed: int) -> PosteriorFit:
     """Weights of parents that never moved in the training rows, drawn from their prior in data units.
@@ -142,8 +125,8 @@ def _pooled_noise_scale(values: pd.DataFrame, how: str) -> float | None:
 
 
 def _fit_node(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
-    """Fit one node on one thread, so that the draws are identical in any process."""
-    with _one_thread():
+    """Fit one node on one thread, so that the draws are identical in any process (small models fit no slower)."""
+    with one_thread():
         return _fit_node_draws(task)
 
 
