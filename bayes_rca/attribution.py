@@ -26,6 +26,7 @@ from bayes_rca.results import AttributionResult
 from bayes_rca.scm import BayesianSCM
 from bayes_rca.scores import FeatureMap, get_feature_map
 from bayes_rca.shapley import ShapleyEstimate, exact_shapley, permutation_shapley
+from bayes_rca.validation import check_num_samples, check_seed
 from bayes_rca.verification import verify_attribution
 
 Estimator = Literal["auto", "analytic", "monte_carlo"]
@@ -35,10 +36,18 @@ MIN_EXACT_PLAYERS = 12  # the default enumerates at least this many players (the
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """The torch device, with a clear error if CUDA is requested where there is none."""
-    resolved = torch.device(device)
+    """The torch device, with a clear error for an unknown or unusable device or a CUDA device that is not here."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise BayesRCAError(f"unknown device {device!r}; use 'cpu' or 'cuda' (or 'cuda:N')") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise BayesRCAError(f"device {str(device)!r} cannot run the attribution; use 'cpu' or 'cuda' (or 'cuda:N')")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise BayesRCAError(f"device {str(device)!r} requested, but torch finds no CUDA device here; use 'cpu'")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise BayesRCAError(f"device {str(device)!r} requested, but torch finds only {torch.cuda.device_count()} "
+                            "CUDA device(s) here")
     return resolved
 
 
@@ -163,6 +172,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         raise BayesRCAError(f"max_nats must be positive, got {max_nats!r}")
     if tail_df is not None and not tail_df > 0:
         raise BayesRCAError(f"tail_df must be positive, got {tail_df!r}")
+    seed, num_samples = check_seed(seed), check_num_samples(num_samples)
     nodes = topological_order(model.graph)
     players = blameable_nodes(model.graph, target)
     _warn_if_alone(players, target)

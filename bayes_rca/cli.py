@@ -14,6 +14,7 @@ import pandas as pd
 from rich.console import Console
 
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, GraphError
+from bayes_rca.graph_io import FORMATS as GRAPH_FORMATS
 from bayes_rca.mechanisms import FAMILIES, make_mechanism
 from bayes_rca.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
 from bayes_rca.scores import FEATURE_MAPS
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
 def _read_csv(path: str, index_col: str | None) -> pd.DataFrame:
     """Read a CSV file; duplicate column names are an error (pandas would silently rename them ``B.1``)."""
     try:
-        frame = pd.read_csv(path, index_col=index_col)
-        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+        # utf-8-sig drops a byte-order mark; skipinitialspace reads ", "-separated files
+        frame = pd.read_csv(path, index_col=index_col, encoding="utf-8-sig", skipinitialspace=True)
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                             skipinitialspace=True).iloc[0]
     except FileNotFoundError:
         raise DataError(f"data file {path} does not exist") from None
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -56,7 +59,7 @@ def _overrides(pairs: list[str], known_only: bool = True) -> dict[str, str]:
 def _add_graph_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--graph", required=required, default=None,
                         help="graph file: CSV adjacency or edge list, GraphML, DOT")
-    parser.add_argument("--graph-format", default="auto", choices=["auto", "adjacency", "edgelist", "graphml", "dot"])
+    parser.add_argument("--graph-format", default="auto", choices=GRAPH_FORMATS)
     parser.add_argument("--dependencies", action="store_true",
                         help="the graph is a service call graph (caller -> callee): reverse it")
 
@@ -72,7 +75,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _demo(args: argparse.Namespace, console: Console) -> None:
     from bayes_rca.demo import run_demo
+    from bayes_rca.validation import check_seed
 
+    check_seed(args.seed)
     run_demo(seed=args.seed, num_rows=args.rows, shift=args.shift, num_draws=args.draws, inference=args.inference,
              device=args.device, output=args.output, track=not args.no_track, console=console)
 
@@ -191,10 +196,13 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
     from bayes_rca.data import validate_outliers, validate_training_data
     from bayes_rca.graph import blameable_nodes, check_node
     from bayes_rca.graph_io import read_graph
-    from bayes_rca.report import print_attribution, write_attribution
+    from bayes_rca.report import prepare_output, print_attribution, write_attribution
     from bayes_rca.tracking import log_attribution
+    from bayes_rca.validation import check_num_samples, check_seed
 
     _check_attribute_args(args)
+    check_seed(args.seed)
+    check_num_samples(args.samples)
     resolve_device(args.device)
     graph = read_graph(args.graph, args.graph_format, dependencies=args.dependencies)
     check_node(graph, args.target, "target")
@@ -216,6 +224,7 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
     if args.linear or args.pass_through:
         family = "pass_through_gaussian" if args.pass_through else "linear_gaussian"
         mechanisms = {node: family if graph.in_degree(node) else "gaussian_root" for node in graph} | mechanisms
+    prepare_output(args.output)  # a folder that cannot be written fails before the fit, not after it
     start = time.perf_counter()
     model = BayesianSCM(graph, mechanisms=mechanisms, inference=args.inference,
                         num_draws=args.draws, num_chains=args.chains, seed=args.seed, n_jobs=args.jobs,

@@ -177,6 +177,9 @@ class LinearGaussianGame:
         return max(2 * (players + 1), _BLOCK_ELEMENTS // (draws * rows))
 
 
+NUM_BATCHES = 10  # batches of the Monte Carlo game's samples, for its standard errors
+
+
 class MonteCarloGame:
     """Monte Carlo counterfactual game for any players (one outlier row at a time).
 
@@ -208,7 +211,7 @@ class MonteCarloGame:
     """
 
     def __init__(self, players: Players, feature_map: FeatureMap, num_samples: int, generator: torch.Generator,
-                 num_batches: int = 10, proposal_threshold: float = 2.0) -> None:
+                 num_batches: int = NUM_BATCHES, proposal_threshold: float = 2.0) -> None:
         if players.values.shape[0] != 1:
             raise ValueError("MonteCarloGame takes one outlier row at a time")
         self.players, self.num_batches = players, num_batches

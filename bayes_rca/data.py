@@ -7,6 +7,7 @@ can infer them (:mod:`bayes_rca.latent`) and an error naming row and column else
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Sequence
 
 import networkx as nx
@@ -15,6 +16,8 @@ import pandas as pd
 
 from bayes_rca.errors import DataError
 
+_DECIMAL_COMMA = re.compile(r"\s*[-+]?\d*,\d+(?:[eE][-+]?\d+)?\s*")
+
 
 def _check_frame(frame: object, what: str) -> pd.DataFrame:
     if isinstance(frame, pd.Series):
@@ -22,21 +25,76 @@ def _check_frame(frame: object, what: str) -> pd.DataFrame:
         frame = frame.to_frame().T.infer_objects()
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
+    if isinstance(frame.columns, pd.MultiIndex):
+        raise DataError(f"{what} has MultiIndex columns ({frame.columns.nlevels} levels, e.g. "
+                        f"{frame.columns[0]!r}); give one level of node names, e.g. frame.columns = "
+                        "['/'.join(map(str, c)) for c in frame.columns]")
     duplicated = frame.columns[frame.columns.duplicated()].unique().tolist()
     if duplicated:
         raise DataError(f"{what} has duplicate column names: {', '.join(map(str, duplicated))}")
     return frame
 
 
-def _check_columns(frame: pd.DataFrame, nodes: Sequence[Hashable], what: str) -> None:
+def _near_misses(frame: pd.DataFrame, missing: list[Hashable]) -> str:
+    """Why columns may not match: a wrong delimiter, names that differ in spaces, case or type."""
+    columns = [str(column) for column in frame.columns]
+    for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if len(columns) <= 2 and any(delimiter in column for column in columns):
+            return (f"; its column {columns[-1]!r} looks like a {name}-delimited header: the file must be "
+                    "comma-separated, with '.' as the decimal point")
+    notes = []
+    for node in missing:
+        key = str(node).strip().casefold()
+        near = [column for column in frame.columns if str(column).strip().casefold() == key]
+        if near:
+            notes.append(f"{node!r} ~ column {near[0]!r}" + (f" ({type(node).__name__} vs "
+                                                               f"{type(near[0]).__name__})"
+                                                               if type(near[0]) is not type(node) else ""))
+    return f"; near misses (spaces, case or type differ): {', '.join(notes)}" if notes else ""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
+def _numeric_objects(frame: pd.DataFrame, nodes: Sequence[Hashable], what: str) -> pd.DataFrame:
+    """Object columns whose every value is a number (pandas 2 keeps such frames as object) converted to
+    float64; a value that is not a number is an error naming its column and row."""
+    objects = [node for node in nodes if frame[node].dtype == object]
+    if not objects:
+        return frame
+    frame = frame.copy()
+    for node in objects:
+        for label, value in frame[node].items():
+            if not (pd.isna(value) or _is_number(value)):
+                raise DataError(f"{what} has non-numeric column(s) {node!r} (dtype object); every graph node must "
+                                f"be numeric, but row {label!r} holds {value!r} ({type(value).__name__})")
+        frame[node] = frame[node].astype(np.float64)
+    return frame
+
+
+def _decimal_comma_hint(frame: pd.DataFrame, columns: list[Hashable]) -> str:
+    """A note when a non-numeric column holds numbers written with a decimal comma (``'0,125'``)."""
+    for column in columns:
+        values = frame[column].dropna()
+        if len(values) and all(isinstance(v, str) and _DECIMAL_COMMA.fullmatch(v) for v in values):
+            return f"; its values (e.g. {values.iloc[0]!r}) have a decimal comma: write '.' as the decimal point"
+    return ""
+
+
+def _check_columns(frame: pd.DataFrame, nodes: Sequence[Hashable], what: str) -> pd.DataFrame:
     missing = [node for node in nodes if node not in frame.columns]
     if missing:
-        raise DataError(f"{what} has no column for graph node(s) {', '.join(map(repr, missing))}")
+        raise DataError(f"{what} has no column for graph node(s) {', '.join(map(repr, missing))}"
+                        f"{_near_misses(frame, missing)}")
+    frame = _numeric_objects(frame, nodes, what)
     non_numeric = [node for node in nodes if not pd.api.types.is_numeric_dtype(frame[node])
                    or pd.api.types.is_bool_dtype(frame[node])]
     if non_numeric:
         details = ", ".join(f"{node!r} (dtype {frame[node].dtype})" for node in non_numeric)
-        raise DataError(f"{what} has non-numeric column(s) {details}; every graph node must be numeric")
+        raise DataError(f"{what} has non-numeric column(s) {details}; every graph node must be numeric"
+                        f"{_decimal_comma_hint(frame, non_numeric)}")
+    return frame
 
 
 def validate_training_data(graph: nx.DiGraph, data: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +116,7 @@ def validate_training_data(graph: nx.DiGraph, data: pd.DataFrame) -> pd.DataFram
     if len(frame) < 2:  # before the columns: a CSV with a header only has columns of dtype object
         raise DataError(f"training data needs at least 2 rows, got {len(frame)}")
     nodes = list(graph.nodes)
-    _check_columns(frame, nodes, "training data")
+    frame = _check_columns(frame, nodes, "training data")
     values = frame[nodes].astype(np.float64)
     infinite = [node for node in nodes if np.isinf(values[node].to_numpy()).any()]
     if infinite:
@@ -96,11 +154,11 @@ def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashab
     if repeated:
         raise DataError(f"outlier data has duplicate row labels {', '.join(map(repr, repeated))}; results are "
                         "indexed by row label, so give each outlier its own (e.g. pd.concat(..., ignore_index=True))")
-    _check_columns(frame, nodes, "outlier data")
+    frame = _check_columns(frame, nodes, "outlier data")
     values = frame[list(nodes)].astype(np.float64)
     array = values.to_numpy()
-    bad = np.isinf(array) | (np.isnan(array) & ~np.isin(np.asarray(list(nodes), dtype=object),
-                                                       np.asarray(list(missing_allowed), dtype=object)))
+    allowed = set(missing_allowed)  # not np.isin: tuple node names would become a 2-d array
+    bad = np.isinf(array) | (np.isnan(array) & ~np.array([node in allowed for node in nodes], dtype=bool))
     if bad.any():
         row, col = np.argwhere(bad)[0]
         kind = "an infinite" if np.isinf(array[row, col]) else "a missing"

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from bayes_rca.attribution import attribute_outliers, resolve_device
 from bayes_rca.graph import ancestors_of
-from bayes_rca.report import print_attribution, write_attribution
+from bayes_rca.report import prepare_output, print_attribution, write_attribution
 from bayes_rca.scm import BayesianSCM
 from bayes_rca.synthetic import microservice_system
 from bayes_rca.tracking import log_attribution
@@ -42,6 +42,7 @@ def run_demo(seed: int = 0, num_rows: int = 1000, shift: float = 5.0, num_draws:
         The metrics of the run (also logged).
     """
     resolve_device(device)  # a missing CUDA device fails before the fit, not after it
+    prepare_output(output)  # so does an output folder that cannot be written
     console = console or Console()
     system = microservice_system(seed)
     rng = np.random.default_rng(seed)

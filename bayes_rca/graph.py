@@ -26,6 +26,10 @@ def validate_graph(graph: nx.DiGraph) -> nx.DiGraph:
         raise GraphError(f"the causal graph must be a networkx.DiGraph, got {type(graph).__name__}")
     if graph.number_of_nodes() == 0:
         raise GraphError("the causal graph has no nodes")
+    tuples = [node for node in graph if isinstance(node, tuple)]
+    if tuples:  # pandas reads a tuple as a MultiIndex key, so its column could never be found
+        raise GraphError(f"graph node {tuples[0]!r} is a tuple; node names must be strings or numbers: join its "
+                         f"parts, e.g. {'/'.join(map(str, tuples[0]))!r}")
     if not nx.is_directed_acyclic_graph(graph):
         cycle = nx.find_cycle(graph)
         path = " -> ".join(str(u) for u, _ in cycle) + f" -> {cycle[0][0]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bayes_rca.check import LEVELS, CheckReport
+from bayes_rca.errors import BayesRCAError
 from bayes_rca.results import AttributionResult
 from bayes_rca.scm import BayesianSCM
 
@@ -33,10 +35,39 @@ def print_attribution(console: Console, result: AttributionResult, model: Bayesi
     console.print(frame_table(result.summary(), f"Contributions to the outlier at {result.target!r} (nats)"))
 
 
-def write_attribution(result: AttributionResult, model: BayesianSCM, folder: str | Path) -> Path:
-    """Write summary, IT scores, pooled summary, fit report (CSV), forest plot (PNG), posterior (netCDF)."""
+OUTPUT_FILES = ("contributions.csv", "it_score.csv", "contributions_pooled.csv", "mechanisms.csv", "contributions.png",
+                "attribution.nc")  # every file write_attribution writes; only these are cleared and logged
+
+
+def prepare_output(folder: str | Path) -> Path:
+    """Create ``folder`` if needed, check that files can be written there, and remove the files of
+    :data:`OUTPUT_FILES` an earlier run left in it (other files are kept). Call it before fitting.
+
+    Raises
+    ------
+    BayesRCAError
+        ``folder`` is a file, or cannot be created or written to.
+    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise BayesRCAError(f"output folder {folder} is an existing file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        for name in OUTPUT_FILES:
+            (folder / name).unlink(missing_ok=True)
+    except OSError as error:
+        raise BayesRCAError(f"cannot write to output folder {folder}: {error.strerror or error}") from None
+    return folder
+
+
+def write_attribution(result: AttributionResult, model: BayesianSCM, folder: str | Path) -> Path:
+    """Write summary, IT scores, pooled summary, fit report (CSV), forest plot (PNG), posterior (netCDF).
+
+    The files of :data:`OUTPUT_FILES` an earlier run left in ``folder`` are removed first.
+    """
+    folder = prepare_output(folder)
     result.summary().to_csv(folder / "contributions.csv")
     result.score_summary().to_csv(folder / "it_score.csv")
     if len(result.outliers) > 1:

@@ -7,6 +7,7 @@ index: draw ``d`` of the model is draw ``d`` of every node, a draw from the join
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import warnings
 from collections.abc import Hashable, Mapping
@@ -36,6 +37,7 @@ from bayes_rca.inference import InferenceOptions, PosteriorFit, fit_posterior
 from bayes_rca.mechanisms import Mechanism, bind_to_data, is_binary, make_mechanism
 from bayes_rca.node import FittedNode, Standardizer
 from bayes_rca.threads import one_thread
+from bayes_rca.validation import check_seed
 
 INFERENCE_CHOICES = ("auto", "conjugate", "svi", "nuts")
 CONSTANT_NOISE_CHOICES = ("prior", "pooled", "finest")
@@ -258,7 +260,8 @@ class BayesianSCM:
                  n_jobs: int = 1, progress: bool = True, options: InferenceOptions | None = None,
                  unseen_weight_prior: tuple[float, float] = (1.0, 0.25), constant_noise: str = "prior") -> None:
         self.graph = validate_graph(graph)
-        self.mechanisms = dict(mechanisms or {})
+        # a Mechanism instance is set up in place when fitted: each node gets its own copy (as scikit-learn clones)
+        self.mechanisms = {node: copy.deepcopy(mechanism) for node, mechanism in (mechanisms or {}).items()}
         for node in self.mechanisms:
             check_node(self.graph, node, "mechanism override for")
         if inference not in INFERENCE_CHOICES:
@@ -266,7 +269,7 @@ class BayesianSCM:
         if num_draws < 1 or num_chains < 1 or num_draws % num_chains:
             raise MechanismError(f"num_draws={num_draws} must be a positive multiple of num_chains={num_chains}")
         self.inference, self.num_draws, self.num_chains = inference, num_draws, num_chains
-        self.seed, self.n_jobs, self.progress = seed, n_jobs, progress
+        self.seed, self.n_jobs, self.progress = check_seed(seed), n_jobs, progress
         self.options = options or InferenceOptions()
         if len(unseen_weight_prior) != 2 or not unseen_weight_prior[1] >= 0:
             raise MechanismError(f"unseen_weight_prior must be (mean, sd >= 0), got {unseen_weight_prior!r}")

@@ -40,8 +40,9 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
         The file is missing or unreadable, or two columns share all three header cells (pandas would rename one).
     """
     try:
-        frame = pd.read_csv(path, header=[0, 1, 2], index_col=0)
-        header = pd.read_csv(path, header=None, nrows=3, dtype=str, keep_default_na=False).iloc[:, 1:]
+        frame = pd.read_csv(path, header=[0, 1, 2], index_col=0, encoding="utf-8-sig")  # drop a byte-order mark
+        header = pd.read_csv(path, header=None, nrows=3, dtype=str, keep_default_na=False,
+                             encoding="utf-8-sig").iloc[:, 1:]
     except FileNotFoundError:
         raise DataError(f"data file {path} does not exist") from None
     except (ValueError, IndexError, pd.errors.ParserError, UnicodeDecodeError) as error:

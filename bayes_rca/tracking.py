@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from bayes_rca.errors import BayesRCAError
 from bayes_rca.results import AttributionResult
 from bayes_rca.scm import BayesianSCM
 
@@ -18,6 +19,19 @@ def default_tracking_uri(project_dir: str | Path | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{Path(project_dir or Path.cwd()).resolve() / 'mlflow.db'}"
+
+
+def get_run(client: Any, run_id: str, tracking_uri: str) -> Any:
+    """``client.get_run(run_id)``; a run id the store does not know is a :class:`BayesRCAError` naming it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise BayesRCAError(f"no run with id {run_id!r} in the MLflow store {tracking_uri} (give --tracking-uri for "
+                            "another store)") from None
 
 
 def mlflow_key(name: str) -> str:
@@ -38,9 +52,12 @@ def log_attribution(result: AttributionResult, model: BayesianSCM, artifacts_dir
     """Log one attribution as an MLflow run and return its run id.
 
     Logs the settings and ``params``, per-node mechanism families, ``metrics`` plus summary metrics (IT score,
-    top contribution), and every file in ``artifacts_dir`` (summary tables, plots, posterior netcdf).
+    top contribution), and the files of :data:`bayes_rca.report.OUTPUT_FILES` in ``artifacts_dir`` (summary
+    tables, plot, posterior netCDF; other files there are not logged).
     """
     import mlflow
+
+    from bayes_rca.report import OUTPUT_FILES
 
     project = Path(project_dir or Path.cwd())
     mlflow.set_tracking_uri(tracking_uri or default_tracking_uri(project))
@@ -56,5 +73,7 @@ def log_attribution(result: AttributionResult, model: BayesianSCM, artifacts_dir
                             "top_cause_probability": float(first["p_top_cause"].iloc[0]),
                             "max_mcse": float(result.standard_errors.max()), **(metrics or {})})
         mlflow.set_tag("top_cause", str(first.index[0]))
-        mlflow.log_artifacts(str(artifacts_dir))
+        for name in OUTPUT_FILES:
+            if (Path(artifacts_dir) / name).is_file():
+                mlflow.log_artifact(str(Path(artifacts_dir) / name))
         return run.info.run_id

@@ -35,11 +35,12 @@ def verify_attribution(contributions: np.ndarray, scores: np.ndarray, nodes: Seq
             where = bad[0]
             node = f", node {nodes[where[2]]!r}" if array.ndim == 3 else ""
             raise VerificationError(f"non-finite {what} at draw {where[0]}, outlier {outliers[where[1]]!r}{node}")
-    is_player = np.isin(np.asarray(nodes, dtype=object), np.asarray(players, dtype=object))
+    blameable = set(players)  # not np.isin: tuple node names would become a 2-d array
+    is_player = np.array([node in blameable for node in nodes], dtype=bool)
     nonzero = np.argwhere(contributions[..., ~is_player] != 0)
     if len(nonzero):
         draw, row, col = nonzero[0]
-        node = np.asarray(nodes, dtype=object)[~is_player][col]
+        node = [node for node, player in zip(nodes, is_player) if not player][col]
         raise VerificationError(f"null player violated: node {node!r} is not an ancestor of the target but has "
                                 f"contribution {contributions[draw, row, list(nodes).index(node)]:.3g} at draw "
                                 f"{draw}, outlier {outliers[row]!r}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayes_rca.tracking import default_tracking_uri
+from bayes_rca.tracking import default_tracking_uri, get_run
 
 METRICS = ("ndcg_at_1", "ndcg_at_3", "ndcg_at_10", "top1_recall", "top3_recall", "shapley_top1_agreement",
            "oracle_ndcg_at_1", "coverage_90",
@@ -17,8 +17,9 @@ def cell_runs(parent_run_id: str, tracking_uri: str | None = None) -> pd.DataFra
     """One row per finished cell of the sweep: its params and metrics."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri or default_tracking_uri())
-    parent = client.get_run(parent_run_id)
+    uri = tracking_uri or default_tracking_uri()
+    client = mlflow.MlflowClient(uri)
+    parent = get_run(client, parent_run_id, uri)
     runs = client.search_runs([parent.info.experiment_id],
                               f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'FINISHED'",
                               max_results=50000)

@@ -46,9 +46,13 @@ class BenchmarkConfig:
     specificity: bool = True
 
 
+EXECUTORS = ("sequential", "processes", "ray")
+
+
 @dataclass
 class ExecutionConfig:
-    """How cells run: ``sequential`` (in process), ``processes`` (local pool) or ``ray`` (a Ray cluster)."""
+    """How cells run: ``sequential`` (in process), ``processes`` (local pool) or ``ray`` (a Ray cluster);
+    ``workers`` (at least 1) processes or Ray CPUs."""
 
     executor: str = "sequential"
     workers: int = 2
@@ -190,6 +194,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[E
 def validate(data: dict[str, Any], source: str) -> ExperimentConfig:
     """Validate a raw mapping, including every sweep key and value, and return the typed config."""
     config = _build(ExperimentConfig, data, source)
+    if config.execution.executor not in EXECUTORS:
+        raise ConfigError(f"{source}: key 'execution.executor' must be one of {', '.join(EXECUTORS)}, got "
+                          f"{config.execution.executor!r}")
+    if config.execution.workers < 1:
+        raise ConfigError(f"{source}: key 'execution.workers' must be at least 1, got {config.execution.workers}")
     for key, values in config.sweep.items():
         if not values:
             raise ConfigError(f"{source}: sweep key {key!r} has no values")

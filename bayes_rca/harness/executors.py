@@ -13,8 +13,7 @@ from typing import Any
 
 from bayes_rca.errors import ConfigError
 from bayes_rca.harness.cell import CellResult, run_cell
-
-EXECUTORS = ("sequential", "processes", "ray")
+from bayes_rca.harness.config import EXECUTORS
 
 
 def run_sequential(cells: list[dict[str, Any]], started: Callable[[dict], None]) -> Iterator[CellResult]:

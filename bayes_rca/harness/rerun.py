@@ -9,15 +9,16 @@ from pathlib import Path
 import yaml
 
 from bayes_rca.harness.cell import run_cell
-from bayes_rca.tracking import default_tracking_uri
+from bayes_rca.tracking import default_tracking_uri, get_run
 
 
 def rerun(run_id: str, tracking_uri: str | None = None) -> Iterator[str]:
     """Rerun a cell run (or every finished cell of a sweep run) and report logged vs recomputed metrics."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri or default_tracking_uri())
-    run = client.get_run(run_id)
+    uri = tracking_uri or default_tracking_uri()
+    client = mlflow.MlflowClient(uri)
+    run = get_run(client, run_id, uri)
     if run.data.tags.get("role") == "sweep":
         children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}' and "
                                       "attributes.status = 'FINISHED'", max_results=50000)

@@ -8,10 +8,19 @@ from typing import Any
 
 import pandas as pd
 
+from bayes_rca.errors import BayesRCAError
 from bayes_rca.harness.compare import compare, write_comparison
 from bayes_rca.harness.config import config_hash, expand_cells, load_config
 from bayes_rca.harness.executors import execute
 from bayes_rca.harness.tracking import SweepTracker
+
+
+class SweepFailed(BayesRCAError):
+    """Every cell a sweep ran failed; ``parent_id`` and ``table`` are those :func:`run_experiment` returns."""
+
+    def __init__(self, message: str, parent_id: str, table: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.parent_id, self.table = parent_id, table
 
 
 def run_experiment(path: str | Path, overrides: list[str] | None = None, output: str | Path = "outputs",
@@ -20,6 +29,11 @@ def run_experiment(path: str | Path, overrides: list[str] | None = None, output:
 
     Finished cells (same resolved config hash, status FINISHED under the same sweep) are skipped; a cell left
     RUNNING by a killed sweep is marked FAILED and redone.
+
+    Raises
+    ------
+    SweepFailed
+        Every cell that ran failed (after logging them and closing the parent run as FAILED).
     """
     config, raw = load_config(path, overrides)
     cells = expand_cells(raw, str(path))
@@ -34,21 +48,29 @@ def run_experiment(path: str | Path, overrides: list[str] | None = None, output:
     def started(cell: dict[str, Any]) -> None:
         running[config_hash(cell)] = tracker.start_cell(cell)
 
-    failures = 0
-    for number, result in enumerate(execute(todo, config.execution.executor, config.execution.workers,
-                                            config.execution.ray_address, started), start=1):
-        cell_key = config_hash(result.cell)
-        run_id = running.pop(cell_key, None) or tracker.start_cell(result.cell)
-        tracker.finish_cell(run_id, result)
-        failures += result.error is not None
-        status = "FAILED: " + result.error.strip().splitlines()[-1] if result.error else (
-            f"ndcg@1 {result.metrics.get('ndcg_at_1', float('nan')):.3f}, "
-            f"top-1 recall {result.metrics.get('top1_recall', float('nan')):.3f}")
-        report(f"[{number}/{len(todo)}] {result.cell['method']} seed={result.cell['seed']} "
-               f"{result.cell['benchmark']['family']}: {status}")
+    failures, first_error = 0, ""
+    try:
+        for number, result in enumerate(execute(todo, config.execution.executor, config.execution.workers,
+                                                config.execution.ray_address, started), start=1):
+            cell_key = config_hash(result.cell)
+            run_id = running.pop(cell_key, None) or tracker.start_cell(result.cell)
+            tracker.finish_cell(run_id, result)
+            failures += result.error is not None
+            if result.error and not first_error:
+                first_error = result.error.strip().splitlines()[-1]
+            status = "FAILED: " + result.error.strip().splitlines()[-1] if result.error else (
+                f"ndcg@1 {result.metrics.get('ndcg_at_1', float('nan')):.3f}, "
+                f"top-1 recall {result.metrics.get('top1_recall', float('nan')):.3f}")
+            report(f"[{number}/{len(todo)}] {result.cell['method']} seed={result.cell['seed']} "
+                   f"{result.cell['benchmark']['family']}: {status}")
+    except BaseException:  # the executor itself failed (or was interrupted): close the parent run as FAILED
+        tracker.finish_sweep(None, complete=False)
+        raise
     table = compare(tracker.parent_id, config.tracking.uri)
     tracker.finish_sweep(table, complete=failures == 0)
     if len(table):
         write_comparison(table, Path(output) / config.name)
+    if todo and failures == len(todo):
+        raise SweepFailed(f"sweep {config.name!r}: all {len(todo)} cell(s) run FAILED (parent run "
+                          f"{tracker.parent_id}); first error: {first_error}", tracker.parent_id, table)
     return tracker.parent_id, table
-
