@@ -176,7 +176,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     nodes = topological_order(model.graph)
     players = blameable_nodes(model.graph, target)
     _warn_if_alone(players, target)
-    frame = validate_outliers(outliers, players, missing_allowed=players[:-1])
+    frame = validate_outliers(outliers, players, missing_allowed=players[:-1], target=target)
     device = resolve_device(device)
     tau = get_feature_map(feature_map)
     generator = torch.Generator(device).manual_seed(seed)

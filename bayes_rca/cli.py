@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, GraphError
+from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, GraphError, MissingDataError
 from bayes_rca.graph_io import FORMATS as GRAPH_FORMATS
 from bayes_rca.mechanisms import FAMILIES, make_mechanism
 from bayes_rca.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
@@ -185,15 +185,40 @@ def _prepare_missing(args: argparse.Namespace, graph: nx.DiGraph, data: pd.DataF
     return graph, data, imputed_outliers, dropped
 
 
-def _has_gaps(graph: nx.DiGraph, data: pd.DataFrame, outliers: pd.DataFrame, nodes: list) -> bool:
-    """Whether a node lacks a column or all normal values, or an outlier row lacks a value: what imputing fixes."""
-    return (any(node not in data.columns or data[node].isna().all() for node in graph)
-            or any(node not in outliers.columns or outliers[node].isna().any() for node in nodes))
+MISSING_HINT = (" (--missing impute or latent drops nodes without data from the graph and imputes or infers missing "
+                "values)")
+
+
+def _missing_would_fix(error: MissingDataError, args: argparse.Namespace, data: pd.DataFrame,
+                       outliers: pd.DataFrame) -> bool:
+    """Whether ``--missing impute|latent`` gets past ``error``: always unless it is about the target, which those
+    modes need observed in every outlier row and in at least ``--min-observed`` training rows."""
+    target = args.target
+    if target not in error.nodes:
+        return True
+    observed = int(data[target].notna().sum()) if target in data.columns else 0
+    return observed >= args.min_observed and target in outliers.columns and bool(outliers[target].notna().all())
+
+
+def _validate_inputs(args: argparse.Namespace, graph: nx.DiGraph, data: pd.DataFrame, outliers: pd.DataFrame,
+                     players: list) -> None:
+    """Check the data before any fitting. Under ``--missing error`` a gap anywhere is an error (the API would fit
+    each node on its complete rows instead), and an error that another ``--missing`` would get past says so."""
+    from bayes_rca.data import validate_complete, validate_outliers, validate_training_data
+
+    try:
+        validate_training_data(graph, data)
+        validate_outliers(outliers, players, players[:-1] if args.missing == "latent" else (), target=args.target)
+        if args.missing == "error":
+            validate_complete(data[list(graph.nodes)])
+    except MissingDataError as error:
+        if args.missing == "error" and _missing_would_fix(error, args, data, outliers):
+            raise MissingDataError(f"{error}{MISSING_HINT}", error.nodes) from None
+        raise
 
 
 def _attribute(args: argparse.Namespace, console: Console) -> None:
     from bayes_rca.attribution import attribute_outliers, resolve_device
-    from bayes_rca.data import validate_outliers, validate_training_data
     from bayes_rca.graph import blameable_nodes, check_node
     from bayes_rca.graph_io import read_graph
     from bayes_rca.report import prepare_output, print_attribution, write_attribution
@@ -212,14 +237,7 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
     if args.missing != "error":
         graph, data, outliers, dropped = _prepare_missing(args, graph, data, outliers, console)
     players = blameable_nodes(graph, args.target)
-    try:  # fail before any fitting
-        validate_training_data(graph, data)
-        validate_outliers(outliers, players, players[:-1] if args.missing == "latent" else ())
-    except DataError as error:
-        if args.missing == "error" and _has_gaps(graph, data, outliers, players):
-            raise DataError(f"{error} (--missing impute or latent drops nodes without data from the graph and "
-                            "imputes or infers missing values)") from None
-        raise
+    _validate_inputs(args, graph, data, outliers, players)  # fail before any fitting
     mechanisms = _overrides(args.mechanism)
     if args.linear or args.pass_through:
         family = "pass_through_gaussian" if args.pass_through else "linear_gaussian"

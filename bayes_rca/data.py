@@ -14,7 +14,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from bayes_rca.errors import DataError
+from bayes_rca.errors import DataError, MissingDataError
 
 _DECIMAL_COMMA = re.compile(r"\s*[-+]?\d*,\d+(?:[eE][-+]?\d+)?\s*")
 
@@ -35,8 +35,9 @@ def _check_frame(frame: object, what: str) -> pd.DataFrame:
     return frame
 
 
-def _near_misses(frame: pd.DataFrame, missing: list[Hashable]) -> str:
-    """Why columns may not match: a wrong delimiter, names that differ in spaces, case or type."""
+def near_misses(frame: pd.DataFrame, missing: list[Hashable]) -> str:
+    """Why ``missing`` nodes have no column of ``frame``: a wrong delimiter, or names that differ in spaces, case
+    or type (node ``0`` against column ``'0'``); ``""`` when neither, else a note starting with ``"; "``."""
     columns = [str(column) for column in frame.columns]
     for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
         if len(columns) <= 2 and any(delimiter in column for column in columns):
@@ -85,8 +86,8 @@ def _decimal_comma_hint(frame: pd.DataFrame, columns: list[Hashable]) -> str:
 def _check_columns(frame: pd.DataFrame, nodes: Sequence[Hashable], what: str) -> pd.DataFrame:
     missing = [node for node in nodes if node not in frame.columns]
     if missing:
-        raise DataError(f"{what} has no column for graph node(s) {', '.join(map(repr, missing))}"
-                        f"{_near_misses(frame, missing)}")
+        raise MissingDataError(f"{what} has no column for graph node(s) {', '.join(map(repr, missing))}"
+                               f"{near_misses(frame, missing)}", missing)
     frame = _numeric_objects(frame, nodes, what)
     non_numeric = [node for node in nodes if not pd.api.types.is_numeric_dtype(frame[node])
                    or pd.api.types.is_bool_dtype(frame[node])]
@@ -123,12 +124,29 @@ def validate_training_data(graph: nx.DiGraph, data: pd.DataFrame) -> pd.DataFram
         raise DataError(f"training data has infinite values in column(s) {', '.join(map(repr, infinite))}")
     all_nan = [node for node in nodes if values[node].isna().all()]
     if all_nan:
-        raise DataError(f"training data column(s) {', '.join(map(repr, all_nan))} contain only missing values")
+        raise MissingDataError(f"training data column(s) {', '.join(map(repr, all_nan))} contain only missing "
+                               "values", all_nan)
     return values
 
 
+def validate_complete(values: pd.DataFrame, what: str = "training data") -> None:
+    """Raise a :class:`~bayes_rca.errors.MissingDataError` naming the first row and column with a missing value.
+
+    The API fits each node on the rows where it and its parents are observed; the command line's
+    ``--missing error`` calls this so that a gap stops it instead.
+    """
+    gaps = values.isna().to_numpy()
+    if not gaps.any():
+        return
+    row, col = np.argwhere(gaps)[0]
+    columns = [column for column, has_gap in zip(values.columns, gaps.any(axis=0)) if has_gap]
+    node = values.columns[col]
+    raise MissingDataError(f"{what} row {values.index[row]!r} has a missing value in column {node!r}, the first of "
+                           f"{int(gaps.sum())} gap(s) (in column(s) {', '.join(map(repr, columns))})", columns)
+
+
 def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashable],
-                      missing_allowed: Sequence[Hashable] = ()) -> pd.DataFrame:
+                      missing_allowed: Sequence[Hashable] = (), target: Hashable | None = None) -> pd.DataFrame:
     """Check outlier rows: every node in ``nodes`` must be present, numeric and finite (NaN allowed in
     ``missing_allowed``).
 
@@ -140,12 +158,14 @@ def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashab
         The nodes whose values the attribution needs (the target and its ancestors).
     missing_allowed : sequence
         Nodes whose values may be missing (NaN); infinite values are never allowed.
+    target : hashable, optional
+        The target, for the message when its value is missing.
 
     Raises
     ------
     DataError
         Missing or non-numeric columns, no rows, duplicate row labels, or a NaN/inf value (row and column
-        named).
+        named); a :class:`~bayes_rca.errors.MissingDataError` for a missing column or NaN.
     """
     frame = _check_frame(outliers, "outlier data")
     if len(frame) == 0:
@@ -161,9 +181,11 @@ def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashab
     bad = np.isinf(array) | (np.isnan(array) & ~np.array([node in allowed for node in nodes], dtype=bool))
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        kind = "an infinite" if np.isinf(array[row, col]) else "a missing"
-        raise DataError(f"outlier row {frame.index[row]!r} has {kind} value in column {nodes[col]!r}" +
-                        ("" if np.isinf(array[row, col]) else
-                         "; missing values can be inferred only for nodes whose mechanisms allow it (see "
-                         "attribute_outliers), not for the target"))
+        where = f"outlier row {frame.index[row]!r} has"
+        if np.isinf(array[row, col]):
+            raise DataError(f"{where} an infinite value in column {nodes[col]!r}")
+        if nodes[col] == target:
+            raise MissingDataError(f"{where} a missing value in column {nodes[col]!r}, the target: the value to "
+                                   "explain cannot be inferred (missing values of its ancestors can)", (target,))
+        raise MissingDataError(f"{where} a missing value in column {nodes[col]!r}", (nodes[col],))
     return values

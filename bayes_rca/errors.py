@@ -19,6 +19,14 @@ class DataError(BayesRCAError):
     """A data frame does not fit the graph: missing, non-numeric, all-NaN or duplicate columns."""
 
 
+class MissingDataError(DataError):
+    """Graph nodes lack a column or values (``nodes`` names them): what ``--missing impute|latent`` can handle."""
+
+    def __init__(self, message: str, nodes: tuple = ()) -> None:
+        super().__init__(message)
+        self.nodes = tuple(nodes)
+
+
 class MechanismError(BayesRCAError):
     """A mechanism family cannot be used for a node (unknown name, too few rows for its parameters)."""
 

@@ -1,6 +1,6 @@
 """The README's PetShop table from a sweep's comparison CSV (``bayes-rca experiment compare RUN --output DIR``).
 
-    python experiments/petshop_table.py outputs/compare/comparison_<run>.csv
+    python experiments/petshop_table.py outputs/compare/comparison_<run>.csv [scenario, if the sweep had one]
 
 One row per method; per scenario x metric cell top-1 / top-3 recall / specificity (a method without a decision
 rule scores 0 there), failed cases where there were any, and the mean attribution seconds per issue.
@@ -23,8 +23,10 @@ def _cell(row: pd.Series) -> str:
     return text + (f" ({int(round(failed))} failed)" if pd.notna(failed) and failed > 0 else "")
 
 
-def table(frame: pd.DataFrame) -> str:
-    """The Markdown table of a comparison frame."""
+def table(frame: pd.DataFrame, scenario: str = "low_traffic") -> str:
+    """The Markdown table of a comparison frame (``scenario``: the one scenario of a sweep that did not vary it)."""
+    if "benchmark.scenario" not in frame:
+        frame = frame.assign(**{"benchmark.scenario": scenario})
     cells = [(s, m) for s in ("low_traffic", "high_traffic") for m in ("latency", "availability")
              if ((frame["benchmark.scenario"] == s) & (frame["benchmark.metric"] == m)).any()]
     lines = ["| method | " + " | ".join(f"{s.split('_')[0]} {m}: top-1 / top-3 / spec." for s, m in cells)
@@ -41,4 +43,4 @@ def table(frame: pd.DataFrame) -> str:
 
 
 if __name__ == "__main__":
-    print(table(pd.read_csv(sys.argv[1])))
+    print(table(pd.read_csv(sys.argv[1]), *sys.argv[2:3]))

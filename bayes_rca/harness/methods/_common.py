@@ -50,7 +50,7 @@ def outlier_row(graph: nx.DiGraph, target: Hashable, outlier: pd.DataFrame | pd.
     nodes = list(graph.nodes) if nodes is None else nodes
     if isinstance(outlier, pd.DataFrame) and len(outlier) != 1:
         raise DataError(f"attribute() takes one outlier row, got {len(outlier)} rows")
-    return validate_outliers(outlier, nodes, missing_allowed).iloc[0]
+    return validate_outliers(outlier, nodes, missing_allowed, target).iloc[0]
 
 
 def ancestral_graph(graph: nx.DiGraph, target: Hashable) -> nx.DiGraph:
