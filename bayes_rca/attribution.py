@@ -22,7 +22,7 @@ from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError
 from bayes_rca.graph import blameable_nodes, topological_order
 from bayes_rca.latent import abduct_sampled_noise
 from bayes_rca.node import FittedNode
-from bayes_rca.results import AttributionResult
+from bayes_rca.results import NOT_AN_OUTLIER_NATS, AttributionResult
 from bayes_rca.scm import BayesianSCM
 from bayes_rca.scores import FeatureMap, get_feature_map
 from bayes_rca.shapley import ShapleyEstimate, exact_shapley, permutation_shapley
@@ -56,6 +56,17 @@ def _warn_if_alone(players: list[Hashable], target: Hashable) -> None:
     if players == [target]:
         warnings.warn(f"target {target!r} has no ancestors in the causal graph: only itself can be blamed, and it "
                       "gets the whole outlier score", BayesRCAWarning, stacklevel=3)
+
+
+def not_an_outlier_notice(result: AttributionResult) -> str | None:
+    """The notice for rows whose IT score is below :data:`~bayes_rca.results.NOT_AN_OUTLIER_NATS`, or None."""
+    low = result.not_outliers()
+    if not len(low):
+        return None
+    rows = ", ".join(f"{label!r} ({score:.3g} nats)" for label, score in low.items())
+    return (f"not an outlier at {result.target!r}: row(s) {rows} have an IT score (posterior median) below "
+            f"{NOT_AN_OUTLIER_NATS:g} nat, so more than a third of normal operation is at least as extreme there; "
+            "their contributions rank ordinary variation, not a root cause")
 
 
 def default_max_exact_players(analytic: bool, num_draws: int) -> int:
@@ -162,7 +173,10 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     Returns
     -------
     AttributionResult
-        ``settings["converged"]`` is False when some node's posterior fit failed its convergence checks.
+        ``settings["converged"]`` is False when some node's posterior fit failed its convergence checks. A row
+        whose IT score's posterior median is below :data:`~bayes_rca.results.NOT_AN_OUTLIER_NATS` (1 nat) is
+        announced as not an outlier with a :class:`~bayes_rca.errors.BayesRCAWarning` (see
+        :meth:`AttributionResult.not_outliers`).
     """
     if not model.nodes_:
         raise RuntimeError("the model is not fitted yet; call model.fit(data) first")
@@ -224,7 +238,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     outlier_labels = list(frame.index)
     if verify:
         verify_attribution(full, scores_np, nodes, players, outlier_labels)
-    return AttributionResult(
+    result = AttributionResult(
         target=target, nodes=nodes, players=players, outliers=outlier_labels, contributions=full,
         standard_errors=full_error, scores=scores_np, noise=abducted.noise.cpu().numpy(),
         num_chains=model.num_chains,
@@ -236,3 +250,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
                   "tail_df": tail_df,
                   "missing": missing, "latent_samples": num_latent_samples if sampled_noise else 0},
     )
+    notice = not_an_outlier_notice(result)
+    if notice:
+        warnings.warn(notice, BayesRCAWarning, stacklevel=2)
+    return result

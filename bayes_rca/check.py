@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from bayes_rca.assignment import baseline_family
+from bayes_rca.data import near_constant_columns, near_constant_message
 from bayes_rca.errors import BayesRCAError, ConfigError, GraphError, MechanismError
 from bayes_rca.graph import (
     blameable_nodes,
@@ -185,6 +186,9 @@ def _value_findings(node: Hashable, values: pd.Series) -> list[Finding]:
     if values[np.isfinite(values)].nunique() == 1:
         findings.append(Finding("warning", subject, f"column {node!r} is constant: modelled with a prior on the "
                                                     "noise scale, contributions may be large"))
+    nearly = near_constant_columns(values[np.isfinite(values)].to_frame(node))
+    if nearly:
+        findings.append(Finding("warning", subject, near_constant_message(nearly)))
     return findings
 
 

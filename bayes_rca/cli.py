@@ -222,7 +222,7 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
     from bayes_rca.graph import blameable_nodes, check_node
     from bayes_rca.graph_io import read_graph
     from bayes_rca.report import prepare_output, print_attribution, write_attribution
-    from bayes_rca.tracking import log_attribution
+    from bayes_rca.tracking import default_tracking_uri, log_attribution
     from bayes_rca.validation import check_num_samples, check_seed
 
     _check_attribute_args(args)
@@ -264,7 +264,7 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
         run_id = log_attribution(result, model, folder, experiment=args.experiment,
                                  metrics={"fit_seconds": fit_seconds, "attribute_seconds": attribute_seconds},
                                  params={key: value for key, value in params.items() if value is not None})
-        console.print(f"logged MLflow run {run_id}")
+        console.print(f"logged MLflow run {run_id} in {default_tracking_uri()}", markup=False, soft_wrap=True)
 
 
 def _check(args: argparse.Namespace, console: Console) -> int:

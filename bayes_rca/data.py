@@ -17,6 +17,10 @@ import pandas as pd
 from bayes_rca.errors import DataError, MissingDataError
 
 _DECIMAL_COMMA = re.compile(r"\s*[-+]?\d*,\d+(?:[eE][-+]?\d+)?\s*")
+NEAR_CONSTANT_SD = 1e-9
+"""A column whose standard deviation is above 0 but below this share of its largest absolute value is nearly
+constant: it varies at the level of floating-point rounding (float64 rounding is about 1e-16 of a value, a float32
+value's about 6e-8), so any other value there is millions of standard deviations out."""
 
 
 def _check_frame(frame: object, what: str) -> pd.DataFrame:
@@ -143,6 +147,23 @@ def validate_complete(values: pd.DataFrame, what: str = "training data") -> None
     node = values.columns[col]
     raise MissingDataError(f"{what} row {values.index[row]!r} has a missing value in column {node!r}, the first of "
                            f"{int(gaps.sum())} gap(s) (in column(s) {', '.join(map(repr, columns))})", columns)
+
+
+def near_constant_columns(values: pd.DataFrame) -> dict[Hashable, float]:
+    """The columns of ``values`` (finite floats, NaN allowed) that are nearly constant (:data:`NEAR_CONSTANT_SD`),
+    with their standard deviations."""
+    spread, size = values.std(), values.abs().max()
+    return {column: float(spread[column]) for column in values.columns
+            if 0 < spread[column] < NEAR_CONSTANT_SD * size[column]}
+
+
+def near_constant_message(columns: dict[Hashable, float]) -> str:
+    """The warning about :func:`near_constant_columns` (column names and standard deviations)."""
+    listed = ", ".join(f"{column!r} (sd {sd:.3g})" for column, sd in columns.items())
+    return (f"training data column(s) {listed} are nearly constant: they vary by less than {NEAR_CONSTANT_SD:g} of "
+            "their largest absolute value, so an outlier value off by more than rounding is millions of standard "
+            "deviations out and gets an enormous score (z^2/2 nats); round such a column to make it constant, or "
+            "bound the scores with max_nats (--max-nats)")
 
 
 def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashable],

@@ -13,7 +13,7 @@ from bayes_rca.graph import ancestors_of
 from bayes_rca.report import prepare_output, print_attribution, write_attribution
 from bayes_rca.scm import BayesianSCM
 from bayes_rca.synthetic import microservice_system
-from bayes_rca.tracking import log_attribution
+from bayes_rca.tracking import default_tracking_uri, log_attribution
 
 TARGET = "Website"
 
@@ -73,5 +73,5 @@ def run_demo(seed: int = 0, num_rows: int = 1000, shift: float = 5.0, num_draws:
                                  params={"seed": seed, "num_rows": num_rows, "shift": shift,
                                          "true_root_cause": root_cause})
         console.print(f"logged MLflow run {run_id}; browse with: mlflow ui --backend-store-uri "
-                      f"sqlite:///mlflow.db --host 127.0.0.1")
+                      f"{default_tracking_uri()} --host 127.0.0.1", markup=False, soft_wrap=True)
     return metrics

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bayes_rca.attribution import not_an_outlier_notice
 from bayes_rca.check import LEVELS, CheckReport
 from bayes_rca.errors import BayesRCAError
 from bayes_rca.results import AttributionResult
@@ -32,6 +33,9 @@ def print_attribution(console: Console, result: AttributionResult, model: Bayesi
     report = model.fit_report_[["family", "method", "rows", "parameters", "reason"]]
     console.print(frame_table(report, "Mechanisms"))
     console.print(frame_table(result.score_summary(), f"IT outlier score at {result.target!r}"))
+    notice = not_an_outlier_notice(result)
+    if notice:
+        console.print(notice, markup=False, soft_wrap=True)
     console.print(frame_table(result.summary(), f"Contributions to the outlier at {result.target!r} (nats)"))
 
 

@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 
 HDI_PROB = 0.9
+NOT_AN_OUTLIER_NATS = 1.0
+"""IT scores (posterior median) below this are not outliers: ``P(tau(X) >= tau(x)) > e^-1 = 0.37``, i.e. more than
+a third of normal operation is at least as extreme at the target (a normal row's score is Exp(1), median 0.69)."""
 
 
 def _summarise(draws: np.ndarray, labels: list[Hashable], hdi_prob: float) -> pd.DataFrame:
@@ -102,6 +105,13 @@ class AttributionResult:
         frame = _summarise(self.scores, self.outliers, hdi_prob).drop(columns="p_top_cause")
         frame.index.name = "outlier"
         return frame
+
+    def not_outliers(self, threshold: float = NOT_AN_OUTLIER_NATS) -> pd.Series:
+        """The rows whose IT score's posterior median is below ``threshold`` nats, with that median: rows that
+        normal operation matches or exceeds often, whose contributions rank ordinary variation, not a cause."""
+        medians = pd.Series(np.median(self.scores, axis=0), index=pd.Index(self.outliers, name="outlier"),
+                            name="median_it_score")
+        return medians[medians < threshold]
 
     def pooled_summary(self, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Summary over all outliers at once: each draw's contributions averaged over the outlier rows.

@@ -29,7 +29,7 @@ from bayes_rca.assignment import (
     pointwise_elpd,
     propose_candidates,
 )
-from bayes_rca.data import validate_training_data
+from bayes_rca.data import near_constant_columns, near_constant_message, validate_training_data
 from bayes_rca.diagnostics import convergence_problems
 from bayes_rca.errors import BayesRCAWarning, MechanismError
 from bayes_rca.graph import check_node, parents_of, topological_order, validate_graph
@@ -187,7 +187,8 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
 
 def _warn_about_columns(graph: nx.DiGraph, data: pd.DataFrame, values: pd.DataFrame,
                         constant_noise: str = "prior") -> None:
-    """Warn about columns that are used but constant, and columns that are not graph nodes (ignored)."""
+    """Warn about columns that are used but constant or nearly so, and columns that are not graph nodes
+    (ignored)."""
     constant = [node for node in values.columns if values[node].nunique() == 1]
     if constant:
         how = ("with a small noise scale from the prior, so any other value there gets a large contribution "
@@ -195,6 +196,9 @@ def _warn_about_columns(graph: nx.DiGraph, data: pd.DataFrame, values: pd.DataFr
                if constant_noise == "prior" else f"with the {constant_noise} noise scale of the varying columns")
         warnings.warn(f"training data column(s) {', '.join(map(repr, constant))} are constant: modelled {how}",
                       BayesRCAWarning, stacklevel=3)
+    nearly = near_constant_columns(values)
+    if nearly:
+        warnings.warn(near_constant_message(nearly), BayesRCAWarning, stacklevel=3)
     unused = [column for column in data.columns if column not in graph]
     if unused:
         warnings.warn(f"training data column(s) {', '.join(map(repr, unused))} are not graph nodes: ignored",

@@ -1,4 +1,8 @@
-"""Logging attribution runs to MLflow: a local SQLite store in the project folder unless told otherwise."""
+"""Logging attribution runs to MLflow: a local SQLite store in the project folder unless told otherwise.
+
+A new experiment keeps its artifacts next to its store: ``mlartifacts/`` beside a SQLite file, inside a file
+store, wherever a tracking server or another database's default puts them.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,15 @@ def default_tracking_uri(project_dir: str | Path | None = None) -> str:
     return f"sqlite:///{Path(project_dir or Path.cwd()).resolve() / 'mlflow.db'}"
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment in the store ``tracking_uri`` keeps its artifacts: ``mlartifacts`` in the folder of a
+    SQLite store's file; None (the store's own default) for a file store, a tracking server or another database."""
+    if tracking_uri.startswith("sqlite:///"):
+        database = Path(tracking_uri.removeprefix("sqlite:///").partition("?")[0])
+        return (database.resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
 def get_run(client: Any, run_id: str, tracking_uri: str) -> Any:
     """``client.get_run(run_id)``; a run id the store does not know is a :class:`BayesRCAError` naming it."""
     from mlflow.exceptions import MlflowException
@@ -39,11 +52,11 @@ def mlflow_key(name: str) -> str:
     return re.sub(r"[^\w\-. /:]", "_", name)
 
 
-def _experiment_id(mlflow: Any, name: str, project_dir: Path) -> str:
+def _experiment_id(mlflow: Any, name: str, tracking_uri: str) -> str:
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return mlflow.create_experiment(name, artifact_location=(project_dir / "mlartifacts").resolve().as_uri())
+    return mlflow.create_experiment(name, artifact_location=artifact_location(tracking_uri))
 
 
 def log_attribution(result: AttributionResult, model: BayesianSCM, artifacts_dir: str | Path, experiment: str,
@@ -59,11 +72,11 @@ def log_attribution(result: AttributionResult, model: BayesianSCM, artifacts_dir
 
     from bayes_rca.report import OUTPUT_FILES
 
-    project = Path(project_dir or Path.cwd())
-    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri(project))
+    tracking_uri = tracking_uri or default_tracking_uri(project_dir)
+    mlflow.set_tracking_uri(tracking_uri)
     summary = result.summary()
     first = summary.loc[result.outliers[0]]
-    with mlflow.start_run(experiment_id=_experiment_id(mlflow, experiment, project)) as run:
+    with mlflow.start_run(experiment_id=_experiment_id(mlflow, experiment, tracking_uri)) as run:
         mlflow.log_params({**result.settings, "target": str(result.target), "inference": model.inference,
                            "num_draws": model.num_draws, "num_chains": model.num_chains, **(params or {})})
         report: pd.DataFrame = model.fit_report_

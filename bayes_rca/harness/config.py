@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -49,14 +50,31 @@ class BenchmarkConfig:
 EXECUTORS = ("sequential", "processes", "ray")
 
 
+LOCAL_RAY_ADDRESSES = (None, "", "local")  # ray.init starts a new local instance for these
+
+
 @dataclass
 class ExecutionConfig:
-    """How cells run: ``sequential`` (in process), ``processes`` (local pool) or ``ray`` (a Ray cluster);
-    ``workers`` (at least 1) processes or Ray CPUs."""
+    """How cells run: ``sequential`` (in process), ``processes`` (local pool) or ``ray`` (the Ray cluster at
+    ``ray_address``; see :func:`local_ray_problem`); ``workers`` (at least 1) processes."""
 
     executor: str = "sequential"
     workers: int = 2
     ray_address: str | None = None
+
+
+def local_ray_problem(execution: ExecutionConfig) -> str | None:
+    """Why ``execution`` is refused: executor ``ray`` without a cluster address would start a local Ray instance,
+    and Ray's GCS, raylet, worker and driver servers listen on every network interface whatever node address it is
+    given. None when it can run: another executor, an address, or Ray already started in this process."""
+    if execution.executor != "ray" or execution.ray_address not in LOCAL_RAY_ADDRESSES:
+        return None
+    ray = sys.modules.get("ray")  # not imported: certainly not started
+    if ray is not None and ray.is_initialized():
+        return None
+    return ("executor 'ray' without execution.ray_address would start a local Ray instance, whose GCS, raylet, "
+            "worker and driver servers listen on every network interface (Ray cannot bind them to 127.0.0.1 only); on one "
+            "machine use executor: processes, or give ray_address of a Ray cluster you have secured")
 
 
 @dataclass
@@ -199,6 +217,9 @@ def validate(data: dict[str, Any], source: str) -> ExperimentConfig:
                           f"{config.execution.executor!r}")
     if config.execution.workers < 1:
         raise ConfigError(f"{source}: key 'execution.workers' must be at least 1, got {config.execution.workers}")
+    problem = local_ray_problem(config.execution)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
     for key, values in config.sweep.items():
         if not values:
             raise ConfigError(f"{source}: sweep key {key!r} has no values")

@@ -13,7 +13,7 @@ from typing import Any
 
 from bayes_rca.errors import ConfigError
 from bayes_rca.harness.cell import CellResult, run_cell
-from bayes_rca.harness.config import EXECUTORS
+from bayes_rca.harness.config import EXECUTORS, ExecutionConfig, local_ray_problem
 
 
 def run_sequential(cells: list[dict[str, Any]], started: Callable[[dict], None]) -> Iterator[CellResult]:
@@ -33,16 +33,19 @@ def run_processes(cells: list[dict[str, Any]], workers: int) -> Iterator[CellRes
 
 
 def run_ray(cells: list[dict[str, Any]], address: str | None, workers: int) -> Iterator[CellResult]:
-    """Cells as Ray tasks: on the cluster at ``address``, or a local instance bound to 127.0.0.1."""
+    """Cells as Ray tasks on the cluster at ``address``, or on the Ray this process has already started.
+
+    No local instance is started (:func:`~bayes_rca.harness.config.local_ray_problem` says why).
+    """
+    problem = local_ray_problem(ExecutionConfig("ray", workers, address))
+    if problem:
+        raise ConfigError(problem)
     try:
         import ray
     except ImportError:
         raise ConfigError("execution.executor 'ray' needs the ray package (pip install 'bayes_rca[ray]')") from None
     if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        ray.init(address=address, log_to_driver=False)
     remote = ray.remote(num_cpus=1)(run_cell)
     pending = [remote.remote(cell) for cell in cells]
     while pending:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from bayes_rca.harness.cell import CellResult
 from bayes_rca.harness.config import config_hash
-from bayes_rca.tracking import default_tracking_uri
+from bayes_rca.tracking import artifact_location, default_tracking_uri
 
 PACKAGES = ("bayes_rca", "torch", "pyro-ppl", "numpy", "arviz", "dowhy", "mlflow")
 
@@ -57,12 +57,13 @@ class SweepTracker:
 
     def __init__(self, experiment: str, sweep_config: dict[str, Any], tracking_uri: str | None = None) -> None:
         mlflow = _mlflow()
-        self.client = mlflow.MlflowClient(tracking_uri or default_tracking_uri())
-        mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
+        tracking_uri = tracking_uri or default_tracking_uri()
+        self.client = mlflow.MlflowClient(tracking_uri)
+        mlflow.set_tracking_uri(tracking_uri)
         existing = self.client.get_experiment_by_name(experiment)
         if existing is None:
-            artifacts = (Path.cwd() / "mlartifacts").resolve().as_uri()
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifacts)
+            self.experiment_id = self.client.create_experiment(experiment,
+                                                               artifact_location=artifact_location(tracking_uri))
         else:
             self.experiment_id = existing.experiment_id
         self.sweep_hash = config_hash(sweep_config)
