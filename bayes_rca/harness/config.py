@@ -48,8 +48,6 @@ class BenchmarkConfig:
 
 
 EXECUTORS = ("sequential", "processes", "ray")
-
-
 LOCAL_RAY_ADDRESSES = (None, "", "local")  # ray.init starts a new local instance for these
 
 
@@ -73,8 +71,8 @@ def local_ray_problem(execution: ExecutionConfig) -> str | None:
     if ray is not None and ray.is_initialized():
         return None
     return ("executor 'ray' without execution.ray_address would start a local Ray instance, whose GCS, raylet, "
-            "worker and driver servers listen on every network interface (Ray cannot bind them to 127.0.0.1 only); on one "
-            "machine use executor: processes, or give ray_address of a Ray cluster you have secured")
+            "worker and driver servers listen on every network interface (Ray cannot bind them to 127.0.0.1 only); "
+            "on one machine use executor: processes, or give ray_address of a Ray cluster you have secured")
 
 
 @dataclass
