@@ -17,7 +17,7 @@ from bayes_rca.counterfactual import (
     MonteCarloGame,
     Players,
 )
-from bayes_rca.data import validate_outliers
+from bayes_rca.data import row_label, validate_outliers
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError
 from bayes_rca.graph import blameable_nodes, topological_order
 from bayes_rca.latent import abduct_sampled_noise
@@ -63,7 +63,7 @@ def not_an_outlier_notice(result: AttributionResult) -> str | None:
     low = result.not_outliers()
     if not len(low):
         return None
-    rows = ", ".join(f"{label!r} ({score:.3g} nats)" for label, score in low.items())
+    rows = ", ".join(f"{row_label(label)} ({score:.3g} nats)" for label, score in low.items())
     return (f"not an outlier at {result.target!r}: row(s) {rows} have an IT score (posterior median) below "
             f"{NOT_AN_OUTLIER_NATS:g} nat, so more than a third of normal operation is at least as extreme there; "
             "their contributions rank ordinary variation, not a root cause")
@@ -96,7 +96,7 @@ def _check_possible_values(fitted: list[FittedNode], frame: pd.DataFrame) -> Non
         problem = node.mechanism.value_problem(torch.tensor(column.to_numpy(), dtype=torch.float64))
         if problem:
             index, reason = problem
-            raise DataError(f"outlier row {column.index[index]!r}, column {node.name!r}: value "
+            raise DataError(f"outlier row {row_label(column.index[index])}, column {node.name!r}: value "
                             f"{float(column.iloc[index])!r} {reason}, which its {node.mechanism.name} mechanism "
                             "cannot produce")
 

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from bayes_rca.assignment import baseline_family
-from bayes_rca.data import near_constant_columns, near_constant_message
+from bayes_rca.data import magnitude_problem, near_constant_columns, near_constant_message, near_misses
 from bayes_rca.errors import BayesRCAError, ConfigError, GraphError, MechanismError
 from bayes_rca.graph import (
     blameable_nodes,
@@ -163,7 +163,7 @@ def _data_findings(nodes: list[Hashable], data: pd.DataFrame) -> tuple[list[Find
 
 def _column_problem(node: Hashable, data: pd.DataFrame) -> str | None:
     if node not in data.columns:
-        return f"graph node {node!r} has no data column"
+        return f"graph node {node!r} has no data column{near_misses(data, [node])}"
     copies = int((data.columns == node).sum())
     if copies > 1:
         return f"column {node!r} appears {copies} times"
@@ -180,6 +180,9 @@ def _value_findings(node: Hashable, values: pd.Series) -> list[Finding]:
     findings = []
     if infinite:
         findings.append(Finding("error", subject, f"column {node!r} has {infinite} infinite value(s)"))
+    huge = magnitude_problem(values.to_frame(node), "training data")
+    if huge:
+        findings.append(Finding("error", subject, huge))
     if missing:
         findings.append(Finding("warning", subject, f"column {node!r} has {missing} missing value(s) "
                                                     f"({100 * missing / len(values):.1f}% of rows)"))

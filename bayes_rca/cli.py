@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from bayes_rca.data import row_label
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, GraphError, MissingDataError
 from bayes_rca.graph_io import FORMATS as GRAPH_FORMATS
 from bayes_rca.mechanisms import FAMILIES, make_mechanism
@@ -40,6 +41,12 @@ def _read_csv(path: str, index_col: str | None) -> pd.DataFrame:
     duplicated = header[header.duplicated() & (header != "")].unique().tolist()
     if duplicated:
         raise DataError(f"CSV file {path} has duplicate column names: {', '.join(map(repr, duplicated))}")
+    other_delimiter = any(mark in str(name) for name in header for mark in ";\t|")  # validation names it
+    if index_col is None and not isinstance(frame.index, pd.RangeIndex) and not other_delimiter:
+        # the rows have more fields than the header: pandas took the first as row labels
+        raise DataError(f"CSV file {path}: its rows have more fields than its header has names ({len(header)}), so "
+                        "each row's first field(s) would become its label and its values would move to the left; name "
+                        "every column (or give --index-col for a column of row labels)")
     return frame
 
 
@@ -165,8 +172,8 @@ def _prepare_missing(args: argparse.Namespace, graph: nx.DiGraph, data: pd.DataF
                         f"--min-observed {args.min_observed}: it cannot be modelled")
     unseen = outliers.index[outliers[target].isna()] if target in outliers.columns else outliers.index
     if len(unseen):
-        raise DataError(f"outlier row {unseen[0]!r} has no value at the target {target!r}; an imputed value would "
-                        "not be an outlier")
+        raise DataError(f"outlier row {row_label(unseen[0])} has no value at the target {target!r}; an imputed value "
+                        "would not be an outlier")
     graph, data, imputed_outliers, dropped, imputed = prepare_observed(graph, data, outliers, args.min_observed)
     if dropped:
         warnings.warn(f"{len(dropped)} graph node(s) have no column or fewer than {args.min_observed} observed values "
@@ -222,7 +229,7 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
     from bayes_rca.graph import blameable_nodes, check_node
     from bayes_rca.graph_io import read_graph
     from bayes_rca.report import prepare_output, print_attribution, write_attribution
-    from bayes_rca.tracking import default_tracking_uri, log_attribution
+    from bayes_rca.tracking import default_tracking_uri, log_attribution, tracking_client
     from bayes_rca.validation import check_num_samples, check_seed
 
     _check_attribute_args(args)
@@ -243,6 +250,8 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
         family = "pass_through_gaussian" if args.pass_through else "linear_gaussian"
         mechanisms = {node: family if graph.in_degree(node) else "gaussian_root" for node in graph} | mechanisms
     prepare_output(args.output)  # a folder that cannot be written fails before the fit, not after it
+    if not args.no_track:
+        tracking_client(default_tracking_uri())  # so does a store MLflow cannot open
     start = time.perf_counter()
     model = BayesianSCM(graph, mechanisms=mechanisms, inference=args.inference,
                         num_draws=args.draws, num_chains=args.chains, seed=args.seed, n_jobs=args.jobs,

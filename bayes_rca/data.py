@@ -17,10 +17,17 @@ import pandas as pd
 from bayes_rca.errors import DataError, MissingDataError
 
 _DECIMAL_COMMA = re.compile(r"\s*[-+]?\d*,\d+(?:[eE][-+]?\d+)?\s*")
+MAX_MAGNITUDE = 1e100
+"""Values beyond +-MAX_MAGNITUDE are errors: their squares and sums of squares (up to 1e308 in float64) overflow."""
 NEAR_CONSTANT_SD = 1e-9
 """A column whose standard deviation is above 0 but below this share of its largest absolute value is nearly
 constant: it varies at the level of floating-point rounding (float64 rounding is about 1e-16 of a value, a float32
 value's about 6e-8), so any other value there is millions of standard deviations out."""
+
+
+def row_label(label: object) -> str:
+    """``repr`` of a row label, numpy scalars as plain Python numbers (``3``, not ``np.int64(3)``)."""
+    return repr(label.item() if isinstance(label, np.generic) else label)
 
 
 def _check_frame(frame: object, what: str) -> pd.DataFrame:
@@ -73,7 +80,7 @@ def _numeric_objects(frame: pd.DataFrame, nodes: Sequence[Hashable], what: str) 
         for label, value in frame[node].items():
             if not (pd.isna(value) or _is_number(value)):
                 raise DataError(f"{what} has non-numeric column(s) {node!r} (dtype object); every graph node must "
-                                f"be numeric, but row {label!r} holds {value!r} ({type(value).__name__})")
+                                f"be numeric, but row {row_label(label)} holds {value!r} ({type(value).__name__})")
         frame[node] = frame[node].astype(np.float64)
     return frame
 
@@ -115,7 +122,8 @@ def validate_training_data(graph: nx.DiGraph, data: pd.DataFrame) -> pd.DataFram
     Raises
     ------
     DataError
-        Duplicate, missing, non-numeric or all-NaN columns, or fewer than two rows.
+        Duplicate, missing, non-numeric or all-NaN columns, infinite values or values beyond
+        :data:`MAX_MAGNITUDE`, or fewer than two rows.
     """
     frame = _check_frame(data, "training data")
     if len(frame) < 2:  # before the columns: a CSV with a header only has columns of dtype object
@@ -126,11 +134,29 @@ def validate_training_data(graph: nx.DiGraph, data: pd.DataFrame) -> pd.DataFram
     infinite = [node for node in nodes if np.isinf(values[node].to_numpy()).any()]
     if infinite:
         raise DataError(f"training data has infinite values in column(s) {', '.join(map(repr, infinite))}")
+    _check_magnitude(values, "training data")
     all_nan = [node for node in nodes if values[node].isna().all()]
     if all_nan:
         raise MissingDataError(f"training data column(s) {', '.join(map(repr, all_nan))} contain only missing "
                                "values", all_nan)
     return values
+
+
+def magnitude_problem(values: pd.DataFrame, what: str) -> str | None:
+    """The first value beyond :data:`MAX_MAGNITUDE` (its row and column), or None."""
+    huge = np.abs(values.to_numpy(dtype=np.float64)) > MAX_MAGNITUDE
+    if not huge.any():
+        return None
+    row, col = np.argwhere(huge)[0]
+    return (f"{what} row {row_label(values.index[row])} has the value {values.iat[row, col]:g} in column "
+            f"{values.columns[col]!r}, beyond +-{MAX_MAGNITUDE:g}: its square overflows; rescale the column (other "
+            "units)")
+
+
+def _check_magnitude(values: pd.DataFrame, what: str) -> None:
+    problem = magnitude_problem(values, what)
+    if problem:
+        raise DataError(problem)
 
 
 def validate_complete(values: pd.DataFrame, what: str = "training data") -> None:
@@ -145,8 +171,8 @@ def validate_complete(values: pd.DataFrame, what: str = "training data") -> None
     row, col = np.argwhere(gaps)[0]
     columns = [column for column, has_gap in zip(values.columns, gaps.any(axis=0)) if has_gap]
     node = values.columns[col]
-    raise MissingDataError(f"{what} row {values.index[row]!r} has a missing value in column {node!r}, the first of "
-                           f"{int(gaps.sum())} gap(s) (in column(s) {', '.join(map(repr, columns))})", columns)
+    raise MissingDataError(f"{what} row {row_label(values.index[row])} has a missing value in column {node!r}, the "
+                           f"first of {int(gaps.sum())} gap(s) (in column(s) {', '.join(map(repr, columns))})", columns)
 
 
 def near_constant_columns(values: pd.DataFrame) -> dict[Hashable, float]:
@@ -202,11 +228,12 @@ def validate_outliers(outliers: pd.DataFrame | pd.Series, nodes: Sequence[Hashab
     bad = np.isinf(array) | (np.isnan(array) & ~np.array([node in allowed for node in nodes], dtype=bool))
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        where = f"outlier row {frame.index[row]!r} has"
+        where = f"outlier row {row_label(frame.index[row])} has"
         if np.isinf(array[row, col]):
             raise DataError(f"{where} an infinite value in column {nodes[col]!r}")
         if nodes[col] == target:
             raise MissingDataError(f"{where} a missing value in column {nodes[col]!r}, the target: the value to "
                                    "explain cannot be inferred (missing values of its ancestors can)", (target,))
         raise MissingDataError(f"{where} a missing value in column {nodes[col]!r}", (nodes[col],))
+    _check_magnitude(values, "outlier data")
     return values

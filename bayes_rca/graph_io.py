@@ -152,4 +152,8 @@ def read_graph(path: str | Path, fmt: str = "auto", dependencies: bool = False) 
             raise GraphError(f"graph file {path} is empty")
         adjacency = fmt == "adjacency" or (fmt == "auto" and _looks_like_adjacency(rows))
         graph = _adjacency(path, rows) if adjacency else _edgelist(path, rows)
+    unprintable = [node for node in graph if isinstance(node, str) and not node.isprintable()]
+    if unprintable:  # a parse accident, and no data column would match it
+        raise GraphError(f"graph file {path} has a node name with an unprintable character (a line break, a "
+                         f"control character or a byte-order mark): {unprintable[0]!r}; check the file's syntax")
     return causal_graph_from_dependencies(graph) if dependencies else validate_graph(graph)

@@ -25,6 +25,7 @@ from dataclasses import replace
 import torch
 
 from bayes_rca.counterfactual import Players, abduct_noise
+from bayes_rca.data import row_label
 from bayes_rca.errors import BayesRCAWarning
 from bayes_rca.node import FittedNode
 from bayes_rca.threads import one_thread
@@ -134,7 +135,7 @@ def sample_missing(nodes: list[FittedNode], row: torch.Tensor, num_samples: int,
 def _warn_if_degenerate(effective: torch.Tensor, num_particles: int, label: object) -> None:
     median = float(effective.median())
     if median < MIN_EFFECTIVE_SHARE * num_particles:
-        warnings.warn(f"missing values of outlier row {label!r}: importance sampling is degenerate (median "
+        warnings.warn(f"missing values of outlier row {row_label(label)}: importance sampling is degenerate (median "
                       f"effective sample size {median:.1f} of {num_particles} particles per draw); the observed "
                       "values pin the missing ones down more tightly than the mechanisms' noise: treat the "
                       "intervals with care, or impute", BayesRCAWarning, stacklevel=4)

@@ -34,6 +34,22 @@ def artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
+def tracking_client(tracking_uri: str) -> Any:
+    """An ``MlflowClient`` of the store ``tracking_uri``, opened now: a store MLflow cannot open (a file store this
+    MLflow refuses, a folder that does not exist) is a :class:`BayesRCAError` naming it, before anything runs."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client = MlflowClient(tracking_uri)
+        client.search_experiments(max_results=1)
+    except MlflowException as error:
+        reason = " ".join(str(error.message).split()).split(". ")[0]
+        raise BayesRCAError(f"cannot use the MLflow store {tracking_uri!r}: {reason}; a store is e.g. "
+                            "sqlite:///path/to/mlflow.db or a tracking server's http://host:port") from None
+    return client
+
+
 def get_run(client: Any, run_id: str, tracking_uri: str) -> Any:
     """``client.get_run(run_id)``; a run id the store does not know is a :class:`BayesRCAError` naming it."""
     from mlflow.exceptions import MlflowException
@@ -52,11 +68,17 @@ def mlflow_key(name: str) -> str:
     return re.sub(r"[^\w\-. /:]", "_", name)
 
 
-def _experiment_id(mlflow: Any, name: str, tracking_uri: str) -> str:
-    experiment = mlflow.get_experiment_by_name(name)
+def experiment_id(client: Any, name: str, tracking_uri: str) -> str:
+    """The id of the experiment ``name`` in ``client``'s store, created (artifacts at :func:`artifact_location`)
+    if it does not exist."""
+    experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return mlflow.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+    return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+
+
+def _batches(items: list, size: int = 100) -> list[list]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
 
 
 def log_attribution(result: AttributionResult, model: BayesianSCM, artifacts_dir: str | Path, experiment: str,
@@ -66,27 +88,38 @@ def log_attribution(result: AttributionResult, model: BayesianSCM, artifacts_dir
 
     Logs the settings and ``params``, per-node mechanism families, ``metrics`` plus summary metrics (IT score,
     top contribution), and the files of :data:`bayes_rca.report.OUTPUT_FILES` in ``artifacts_dir`` (summary
-    tables, plot, posterior netCDF; other files there are not logged).
+    tables, plot, posterior netCDF; other files there are not logged). The store is ``tracking_uri``, else
+    :func:`default_tracking_uri`; MLflow's global tracking URI (and ``MLFLOW_TRACKING_URI``) is left as it was.
     """
-    import mlflow
+    import time
+
+    from mlflow.entities import Metric, Param
 
     from bayes_rca.report import OUTPUT_FILES
 
     tracking_uri = tracking_uri or default_tracking_uri(project_dir)
-    mlflow.set_tracking_uri(tracking_uri)
+    client = tracking_client(tracking_uri)
     summary = result.summary()
     first = summary.loc[result.outliers[0]]
-    with mlflow.start_run(experiment_id=_experiment_id(mlflow, experiment, tracking_uri)) as run:
-        mlflow.log_params({**result.settings, "target": str(result.target), "inference": model.inference,
-                           "num_draws": model.num_draws, "num_chains": model.num_chains, **(params or {})})
-        report: pd.DataFrame = model.fit_report_
-        mlflow.log_params({mlflow_key(f"mechanism.{node}"): family for node, family in report["family"].items()})
-        mlflow.log_metrics({"it_score_mean": float(result.scores.mean()),
-                            "top_contribution_mean": float(first["mean"].iloc[0]),
-                            "top_cause_probability": float(first["p_top_cause"].iloc[0]),
-                            "max_mcse": float(result.standard_errors.max()), **(metrics or {})})
-        mlflow.set_tag("top_cause", str(first.index[0]))
+    report: pd.DataFrame = model.fit_report_
+    values = {**result.settings, "target": str(result.target), "inference": model.inference,
+              "num_draws": model.num_draws, "num_chains": model.num_chains, **(params or {}),
+              **{mlflow_key(f"mechanism.{node}"): family for node, family in report["family"].items()}}
+    now = int(time.time() * 1000)
+    numbers = {"it_score_mean": float(result.scores.mean()), "top_contribution_mean": float(first["mean"].iloc[0]),
+               "top_cause_probability": float(first["p_top_cause"].iloc[0]),
+               "max_mcse": float(result.standard_errors.max()), **(metrics or {})}
+    run_id = client.create_run(experiment_id(client, experiment, tracking_uri),
+                               tags={"top_cause": str(first.index[0])}).info.run_id
+    try:
+        for batch in _batches([Param(key, str(value)[:6000]) for key, value in values.items()]):
+            client.log_batch(run_id, params=batch)
+        client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in numbers.items()])
         for name in OUTPUT_FILES:
             if (Path(artifacts_dir) / name).is_file():
-                mlflow.log_artifact(str(Path(artifacts_dir) / name))
-        return run.info.run_id
+                client.log_artifact(run_id, str(Path(artifacts_dir) / name))
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+    return run_id

@@ -109,8 +109,8 @@ CLI_ERRORS = {
                                                                                                 np.inf))),
                         r"training data has infinite values in column\(s\) 'A'"),
     "NaN at the target": (lambda d: edit_csv(d / "incident.csv", lambda f: f.assign(**{TARGET: np.nan})),
-                          rf"outlier row 0 has a missing value in column '{TARGET}'; missing values can be inferred "
-                          "only for nodes whose mechanisms allow it"),
+                          rf"outlier row 0 has a missing value in column '{TARGET}', the target: the value to "
+                          r"explain cannot be inferred \(missing values of its ancestors can\)$"),
     "inf in outlier": (lambda d: edit_csv(d / "incident.csv", lambda f: f.assign(A=-np.inf)),
                        r"outlier row 0 has an infinite value in column 'A'"),
     "no rows": (lambda d: edit_csv(d / "normal.csv", lambda f: f.iloc[:0]),

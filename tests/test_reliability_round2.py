@@ -3,8 +3,15 @@ and the CLI. Every case is catalogued in docs/reliability.md."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
+import types
+import unittest.mock
+import urllib.parse
 import warnings
 from pathlib import Path
 
@@ -15,19 +22,30 @@ import pytest
 
 from bayes_rca import BayesianSCM, attribute_outliers
 from bayes_rca.attribution import resolve_device
-from bayes_rca.check import check_config
+from bayes_rca.check import check_config, check_model_inputs
 from bayes_rca.cli import main
-from bayes_rca.data import validate_outliers, validate_training_data
-from bayes_rca.errors import BayesRCAError, ConfigError, DataError, GraphError
+from bayes_rca.data import validate_complete, validate_outliers, validate_training_data
+from bayes_rca.errors import BayesRCAError, BayesRCAWarning, ConfigError, DataError, GraphError, MissingDataError
 from bayes_rca.graph_io import read_graph
 from bayes_rca.harness.compare import compare
-from bayes_rca.harness.config import load_config
+from bayes_rca.harness.config import ExecutionConfig, load_config, local_ray_problem
+from bayes_rca.harness.executors import execute
 from bayes_rca.harness.rerun import rerun
 from bayes_rca.harness.runner import SweepFailed, run_experiment
+from bayes_rca.harness.tracking import SweepTracker
 from bayes_rca.mechanisms import make_mechanism
 from bayes_rca.report import OUTPUT_FILES, prepare_output
+from bayes_rca.results import NOT_AN_OUTLIER_NATS
+from bayes_rca.tracking import artifact_location, default_tracking_uri
 from tests.conftest import TARGET
-from tests.test_reliability import attribute, conjugate_families, edit_csv, files, last_error_line  # noqa: F401
+from tests.test_reliability import (  # noqa: F401
+    attribute,
+    conjugate_families,
+    edit_csv,
+    files,
+    last_error_line,
+    write_adjacency,
+)
 
 GRAPH = "cause,effect\nA,B\nA,C\nB,D\nC,D\nD,E\n"  # the fixture's graph without the isolated F
 
@@ -293,3 +311,336 @@ def test_a_numeric_frame_of_dtype_object_is_converted_and_a_non_number_named(sys
         warnings.simplefilter("ignore")
         model.fit(data.astype(object))
         assert np.isfinite(attribute_outliers(model, TARGET, system.outlier({"B": 4.0}).astype(object)).scores).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# security: no local Ray instance, whose servers would listen on every interface
+
+LOCAL_RAY = ("executor 'ray' without execution.ray_address would start a local Ray instance, whose GCS, raylet, "
+             "worker and driver servers listen on every network interface (Ray cannot bind them to 127.0.0.1 only); "
+             "on one machine use executor: processes, or give ray_address of a Ray cluster you have secured")
+
+
+def ray_started() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+@pytest.mark.parametrize("execution", ["execution: {executor: ray}\n",
+                                       "execution: {executor: ray, ray_address: local}\n"])
+def test_a_local_ray_instance_is_refused_before_anything_starts(tmp_path, capsys, execution):
+    path = sweep_config(tmp_path, execution)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: {LOCAL_RAY}")):
+        load_config(path)
+    assert error_of(capsys, "experiment", "run", path) == f"bayes-rca: error: {path}: {LOCAL_RAY}"
+    assert not (tmp_path / "store.db").exists()  # refused at load: no parent run, no Ray
+    assert not ray_started()
+    assert any(LOCAL_RAY in finding.message for finding in check_config(path).findings if finding.level == "error")
+    assert main(["check", path]) == 2
+    with pytest.raises(ConfigError, match=re.escape(LOCAL_RAY)):  # the executor itself, called directly
+        next(execute([], "ray", 2, None, lambda cell: None))
+    assert not ray_started()
+    config, _ = load_config(path, ["execution.ray_address=10.0.0.5:6379"])  # a cluster of the user's: accepted
+    assert config.execution.ray_address == "10.0.0.5:6379"
+
+
+def test_the_ray_executor_only_connects_to_a_given_cluster(monkeypatch):
+    calls = []
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=lambda **kwargs: calls.append(kwargs),
+                                 remote=lambda **options: lambda function: function)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    assert list(execute([], "ray", 2, "10.0.0.5:6379", lambda cell: None)) == []
+    assert calls == [{"address": "10.0.0.5:6379", "log_to_driver": False}]
+    for address in (None, "", "local"):
+        with pytest.raises(ConfigError, match=re.escape(LOCAL_RAY)):
+            list(execute([], "ray", 2, address, lambda cell: None))
+    assert len(calls) == 1  # ray.init was never called to start a local instance
+    fake.is_initialized = lambda: True  # Ray started by the caller (its own choice): used as it is
+    assert local_ray_problem(ExecutionConfig("ray")) is None
+
+
+RAY_LISTENERS = r"""
+import json, os, re, subprocess, time
+import ray
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+ray.get(ray.remote(lambda: 0).remote())
+time.sleep(1)
+parents = {}
+for entry in os.listdir("/proc"):
+    if entry.isdigit():
+        try:
+            parents[int(entry)] = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+ours, grew = {os.getpid()}, True
+while grew:
+    more = {pid for pid, parent in parents.items() if parent in ours} - ours
+    ours |= more
+    grew = bool(more)
+listeners = []
+for line in subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines():
+    if any(int(pid) in ours for pid in re.findall(r"pid=(\d+)", line)):
+        listeners.append([line.split()[3], re.search(r'\(\("([^"]+)"', line).group(1)])
+ray.shutdown()
+print(json.dumps(listeners))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to list listening sockets")
+def test_a_local_ray_instance_listens_on_every_interface_which_is_why_it_is_refused(tmp_path):
+    """The reason for the refusal, measured: even with ``_node_ip_address="127.0.0.1"`` and no dashboard, Ray's
+    servers listen on all interfaces. If this fails, Ray binds to loopback now and local_ray_problem can go."""
+    pytest.importorskip("ray")
+    done = subprocess.run([sys.executable, "-c", RAY_LISTENERS], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    listeners = json.loads(done.stdout.strip().splitlines()[-1])
+    processes = {name for _, name in listeners}
+    assert {"gcs_server", "raylet"} <= processes, listeners
+    loopback = ("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:")
+    exposed = [(address, name) for address, name in listeners if not address.startswith(loopback)]
+    assert {"gcs_server", "raylet"} <= {name for _, name in exposed}, listeners
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# misleading but running: gaps under --missing error, near-constant columns, not-an-outlier rows, MLflow stores
+
+
+GAP_MESSAGE = ("training data row 3 has a missing value in column 'B', the first of 2 gap(s) (in column(s) 'B', "
+               "'D')")
+MISSING_HINT = ("(--missing impute or latent drops nodes without data from the graph and imputes or infers missing "
+                "values)")
+
+
+def test_training_gaps_stop_missing_error_at_the_first_gap(files, capsys, system):
+    edit_csv(files / "normal.csv", lambda f: f.assign(B=f["B"].where(f.index != 3), D=f["D"].where(f.index != 7)))
+    assert error_of(capsys, *attribute_args()) == f"bayes-rca: error: {GAP_MESSAGE} {MISSING_HINT}"
+    assert not (files / "out").exists()  # before the fit
+    with pytest.raises(MissingDataError, match=re.escape(GAP_MESSAGE)) as raised:
+        validate_complete(pd.read_csv("normal.csv")[list(system.graph)])
+    assert raised.value.nodes == ("B", "D")
+    assert attribute("--missing", "impute", "--linear") == 0  # the modes that fill gaps
+    # the API fits each node on its complete rows, as documented (bayes_rca.data)
+    model = BayesianSCM(system.graph, mechanisms=conjugate_families(system.graph), num_draws=20,
+                        progress=False).fit(pd.read_csv("normal.csv"))
+    assert model.fit_report_.loc[["A", "B", "D"], "rows"].tolist() == [80, 79, 78]
+
+
+@pytest.mark.parametrize("edit, message", [
+    # errors --missing cannot fix: no hint
+    (lambda d: edit_csv(d / "normal.csv", lambda f: f.assign(A=f["A"].where(f.index != 3, np.inf), E=np.nan)),
+     "training data has infinite values in column(s) 'A'"),
+    (lambda d: edit_csv(d / "incident.csv", lambda f: f.assign(D=np.nan)),
+     "outlier row 0 has a missing value in column 'D', the target: the value to explain cannot be inferred "
+     "(missing values of its ancestors can)"),
+    (lambda d: edit_csv(d / "normal.csv", lambda f: f.drop(columns="D")),
+     "training data has no column for graph node(s) 'D'"),
+    (lambda d: edit_csv(d / "normal.csv", lambda f: f.assign(D=f["D"].where(f.index < 5))),
+     "training data row 5 has a missing value in column 'D', the first of 75 gap(s) (in column(s) 'D')"),
+    # errors it fixes: the hint, and nothing about the target said of an ancestor
+    (lambda d: edit_csv(d / "incident.csv", lambda f: f.assign(A=np.nan)),
+     f"outlier row 0 has a missing value in column 'A' {MISSING_HINT}"),
+    (lambda d: edit_csv(d / "normal.csv", lambda f: f.drop(columns="C")),
+     f"training data has no column for graph node(s) 'C' {MISSING_HINT}"),
+    (lambda d: edit_csv(d / "normal.csv", lambda f: f.assign(E=np.nan)),
+     f"training data column(s) 'E' contain only missing values {MISSING_HINT}"),
+    (lambda d: edit_csv(d / "normal.csv", lambda f: f.assign(D=f["D"].where(f.index != 5))),
+     f"training data row 5 has a missing value in column 'D', the first of 1 gap(s) (in column(s) 'D') "
+     f"{MISSING_HINT}"),
+], ids=["inf", "target in outlier", "target column", "target too sparse", "ancestor in outlier", "column",
+        "all-NaN", "target gap"])
+def test_the_missing_hint_only_where_missing_would_fix_it(files, capsys, edit, message):
+    edit(files)
+    assert error_of(capsys, *attribute_args()) == f"bayes-rca: error: {message}"
+
+
+def test_an_ancestor_s_missing_outlier_value_is_not_called_the_target(system):
+    row = system.outlier({"B": 4.0}).assign(A=np.nan)
+    with pytest.raises(MissingDataError, match=r"^outlier row 0 has a missing value in column 'A'$"):
+        validate_outliers(row, ["A", "B", "C", "D"])
+    with pytest.raises(MissingDataError, match=re.escape("outlier row 0 has a missing value in column 'D', the "
+                                                         "target: the value to explain cannot be inferred")):
+        validate_outliers(row.assign(D=np.nan), ["A", "B", "C", "D"], ["A", "B", "C"], target="D")
+
+
+def near_constant(system, rows: int = 80) -> pd.DataFrame:
+    data = system.sample(rows, seed=1)
+    return data.assign(D=5.0 + 1e-12 * np.random.default_rng(0).standard_normal(rows))
+
+
+def test_a_nearly_constant_column_is_announced_before_fitting(files, capsys, system):
+    data = near_constant(system)
+    sd = data["D"].std()
+    message = (f"training data column(s) 'D' (sd {sd:.3g}) are nearly constant: they vary by less than 1e-09 of their "
+               "largest absolute value, so an outlier value off by more than rounding is millions of standard "
+               "deviations out and gets an enormous score (z^2/2 nats); round such a column to make it constant, or "
+               "bound the scores with max_nats (--max-nats)")
+    model = BayesianSCM(system.graph, mechanisms=conjugate_families(system.graph), num_draws=20, progress=False)
+    with pytest.warns(BayesRCAWarning, match=re.escape(message)):
+        with unittest.mock.patch("bayes_rca.scm._fit_node", side_effect=AssertionError("fitted before the warning")):
+            with pytest.raises(AssertionError, match="fitted before the warning"):
+                model.fit(data)
+    report = check_model_inputs(system.graph, data)
+    assert [f.message for f in report.findings if f.subject == "D"] == [message]
+    data.to_csv("normal.csv", index=False)
+    assert attribute("--linear", "--max-nats", "30") == 0
+    assert f"bayes-rca: warning: {message}" in capsys.readouterr().err.splitlines()
+    with warnings.catch_warnings():  # a column in tiny units varies, relative to its size, as much as any
+        warnings.simplefilter("error", BayesRCAWarning)
+        small = system.sample(80, seed=1).assign(D=1e-14 * data["A"])
+        BayesianSCM(system.graph, num_draws=20, progress=False).fit(small)
+
+
+def test_a_row_that_is_not_an_outlier_is_announced(files, capsys, fitted, training_data):
+    typical = training_data.mean().to_frame().T
+    with pytest.warns(BayesRCAWarning, match=r"not an outlier at 'D': row\(s\) 0 \(0\.\d+ nats\) have an IT score "
+                                             r"\(posterior median\) below 1 nat, so more than a third of normal "
+                                             r"operation is at least as extreme there; their contributions rank "
+                                             r"ordinary variation, not a root cause"):
+        result = attribute_outliers(fitted, TARGET, typical)
+    assert result.not_outliers().index.tolist() == [0] and result.not_outliers().iloc[0] < NOT_AN_OUTLIER_NATS
+    typical.to_csv("incident.csv", index=False)
+    assert attribute("--linear") == 0
+    captured = capsys.readouterr()
+    assert re.search(r"^not an outlier at 'D': row\(s\) 0 \(", captured.out, re.MULTILINE)
+    assert re.search(r"^bayes-rca: warning: not an outlier at 'D'", captured.err, re.MULTILINE)
+
+
+def test_mlflow_artifacts_go_next_to_the_store_not_into_the_working_folder(files, monkeypatch, capsys, tmp_path):
+    store = tmp_path / "elsewhere" / "store.db"
+    store.parent.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    args = ["attribute", "--graph", "graph.csv", "--data", "normal.csv", "--outliers", "incident.csv", "--target",
+            TARGET, "--draws", "20", "--output", "out", "--linear"]
+    work = files / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main([arg if not arg.endswith(".csv") else f"../{arg}" for arg in args]) == 0
+    assert f"in sqlite:///{store}" in " ".join(capsys.readouterr().out.split())
+    assert sorted(path.name for path in work.iterdir()) == ["out"]  # no mlflow.db, no mlartifacts here
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("bayes_rca-attribute")
+    assert experiment.artifact_location == (store.parent / "mlartifacts").as_uri()
+    (run,) = client.search_runs([experiment.experiment_id])
+    artifacts = Path(urllib.parse.urlparse(run.info.artifact_uri).path)
+    assert artifacts.is_relative_to(store.parent / "mlartifacts") and (artifacts / "contributions.csv").is_file()
+    # the sweeps likewise, and a relative SQLite path is relative to the working folder
+    tracker = SweepTracker("sweep", {"name": "sweep"}, f"sqlite:///{store}")
+    assert client.get_experiment(tracker.experiment_id).artifact_location == (store.parent / "mlartifacts").as_uri()
+    assert artifact_location("sqlite:///sub/x.db") == (work / "sub" / "mlartifacts").as_uri()
+    assert artifact_location("http://127.0.0.1:5000") is None and artifact_location(f"file://{tmp_path}") is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# "no column" messages that hide a type mismatch
+
+
+def test_a_type_mismatch_of_node_names_and_columns_is_named_everywhere(files, capsys, system):
+    numbered = nx.relabel_nodes(system.graph, {node: k for k, node in enumerate(system.graph)})
+    data = system.sample(40, seed=0)
+    data.columns = [str(k) for k in range(len(data.columns))]
+    hint = "near misses (spaces, case or type differ): 0 ~ column '0' (int vs str)"
+    for call in (lambda: validate_training_data(numbered, data), lambda: BayesianSCM(numbered).fit(data)):
+        with pytest.raises(DataError, match=re.escape(hint)):
+            call()
+    stringy = nx.relabel_nodes(numbered, str)
+    with pytest.raises(DataError, match=re.escape("'0' ~ column 0 (str vs int)")):  # the other way round
+        validate_training_data(stringy, data.set_axis(range(len(data.columns)), axis=1))
+    model = BayesianSCM(stringy, mechanisms=conjugate_families(stringy), num_draws=20, progress=False).fit(data)
+    with pytest.raises(DataError, match=re.escape("outlier data has no column for graph node(s) '0', '1', '2', '3'; "
+                                                  "near misses (spaces, case or type differ): '0' ~ column 0 (str "
+                                                  "vs int)")):
+        attribute_outliers(model, "3", data.iloc[[0]].set_axis(range(len(data.columns)), axis=1))
+    findings = check_model_inputs(numbered, data).findings
+    assert any(f.level == "error" and hint in f.message for f in findings), findings
+    # on the command line node names and columns are both read as text: no mismatch can arise
+    write_adjacency(stringy, files / "graph.csv")
+    data.to_csv("normal.csv", index=False)
+    data.iloc[[0]].assign(**{"3": data["3"].iloc[0] + 5}).to_csv("incident.csv", index=False)
+    assert attribute("--linear", target="3") == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# found by the fuzzing test (tests/test_fuzz_inputs.py)
+
+
+def test_a_header_one_name_short_is_an_error_not_a_shift(files, capsys):
+    (files / "incident.csv").write_text("A,B,C,D,E,F\n10,20,3,28,1,2,x\n")  # pandas would make 10 the row label
+    assert error_of(capsys, *attribute_args()) == (
+        "bayes-rca: error: CSV file incident.csv: its rows have more fields than its header has names (6), so each "
+        "row's first field(s) would become its label and its values would move to the left; name every column (or "
+        "give --index-col for a column of row labels)")
+
+
+@pytest.mark.parametrize("where", ["normal.csv", "incident.csv"])
+def test_values_too_large_to_square_are_errors_before_fitting(files, capsys, system, where):
+    edit_csv(files / where, lambda f: f.assign(A=f["A"].where(f.index != 0, 1e308)))
+    what = "training data" if where == "normal.csv" else "outlier data"
+    message = (f"{what} row 0 has the value 1e+308 in column 'A', beyond +-1e+100: its square overflows; rescale the "
+               "column (other units)")
+    assert error_of(capsys, *attribute_args()) == f"bayes-rca: error: {message}"  # was: non-finite contribution
+    frame = pd.read_csv(where)
+    with pytest.raises(DataError, match=re.escape(message)):
+        (validate_training_data(system.graph, frame) if where == "normal.csv" else
+         validate_outliers(frame, ["A", "B", "C", "D"]))
+    if where == "normal.csv":
+        assert message in [f.message for f in check_model_inputs(system.graph, frame).findings if f.level == "error"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: rec\nbenchmark: &b {family: icml2022, again: *b}\n",
+     "key 'benchmark.again' refers back to key 'benchmark' (a recursive YAML alias)"),
+    ("name: bomb\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+     "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+     "methods: {naive: {x: *h}}\nseed: *h\n",
+     "key 'e' expands to more than 100000 values (YAML aliases of aliases?)"),
+    ("name: deep\nseed: " + "[" * 3000 + "]" * 3000 + "\n", "the config is nested too deeply"),
+])
+def test_recursive_exploding_or_deep_yaml_is_one_line_at_once(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: {message}")):
+        load_config(path)
+    assert main(["check", str(path)]) == 2
+    assert [f.message for f in check_config(path).findings] == [f"{path}: {message}"]
+    assert error_of(capsys, "experiment", "run", str(path)) == f"bayes-rca: error: {path}: {message}"
+    with pytest.raises(ConfigError, match=re.escape("override 'seed=&s [*s]': key 'seed.0' refers back to key "
+                                                    "'seed' (a recursive YAML alias)")):
+        load_config(sweep_config(tmp_path), ["seed=&s [*s]"])
+
+
+def test_a_graph_node_name_with_a_line_break_is_a_parse_error(files, capsys):
+    (files / "g.dot").write_text("digraph {\n  A <- B;\n  B <- D;\n  C -> D;\n  D -> A;\n}\n")  # a node '<- B;...'
+
+    message = ("graph file g.dot has a node name with an unprintable character (a line break, a control character "
+               "or a byte-order mark): '<- B;\\n  B <- D;\\n  C -> D;\\n  D ->'; check the file's syntax")
+    with pytest.raises(GraphError, match=re.escape(message)):
+        read_graph("g.dot")
+    assert error_of(capsys, "attribute", "--graph", "g.dot", "--data", "normal.csv", "--outliers", "incident.csv",
+                    "--target", TARGET, "--no-track") == f"bayes-rca: error: {message}"
+
+
+def test_row_labels_are_printed_as_plain_numbers(files, capsys):
+    edit_csv(files / "normal.csv", lambda f: f.assign(t=range(1000, 1080), B=f["B"].where(f.index != 3)))
+    edit_csv(files / "incident.csv", lambda f: f.assign(t=[2000]))
+    line = error_of(capsys, *attribute_args(), "--index-col", "t")
+    assert line.startswith("bayes-rca: error: training data row 1003 has a missing value in column 'B'"), line
+
+
+def test_logging_leaves_mlflow_s_global_tracking_uri_alone_and_a_bad_store_fails_first(files, capsys, monkeypatch,
+                                                                                       tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    SweepTracker("sweep", {"name": "sweep"}, f"sqlite:///{tmp_path / 'a.db'}")  # mlflow.set_tracking_uri set it
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # so the next default store was the last one used
+    assert default_tracking_uri() == f"sqlite:///{files / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "false")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "many")  # a file store, which MLflow 3 refuses
+    assert main([*[arg for arg in attribute_args() if arg != "--no-track"], "--linear"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1].startswith("bayes-rca: error: cannot use the MLflow store 'many': ")
+    assert "Mechanisms" not in captured.out  # refused before the fit

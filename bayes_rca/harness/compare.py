@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayes_rca.tracking import default_tracking_uri, get_run
+from bayes_rca.tracking import default_tracking_uri, get_run, tracking_client
 
 METRICS = ("ndcg_at_1", "ndcg_at_3", "ndcg_at_10", "top1_recall", "top3_recall", "shapley_top1_agreement",
            "oracle_ndcg_at_1", "coverage_90",
@@ -15,10 +15,8 @@ METRICS = ("ndcg_at_1", "ndcg_at_3", "ndcg_at_10", "top1_recall", "top3_recall",
 
 def cell_runs(parent_run_id: str, tracking_uri: str | None = None) -> pd.DataFrame:
     """One row per finished cell of the sweep: its params and metrics."""
-    import mlflow
-
     uri = tracking_uri or default_tracking_uri()
-    client = mlflow.MlflowClient(uri)
+    client = tracking_client(uri)
     parent = get_run(client, parent_run_id, uri)
     runs = client.search_runs([parent.info.experiment_id],
                               f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'FINISHED'",

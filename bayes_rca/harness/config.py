@@ -96,6 +96,47 @@ class ExperimentConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
+MAX_CONFIG_VALUES = 100_000  # values (scalars and containers) a config may hold, YAML aliases expanded
+
+
+def _check_size(data: Any, source: str, root: str = "") -> None:
+    """A config (or the value of key ``root``) that contains itself (a recursive YAML alias) or expands past
+    :data:`MAX_CONFIG_VALUES` values (aliases of aliases) is a :class:`ConfigError` naming the key; each container
+    is counted once, so this is fast however far the aliases would expand."""
+    sizes: dict[int, int] = {}
+    open_: dict[int, str] = {}  # containers being counted, by id: their keys
+
+    def name(path: str) -> str:
+        return f"key {path!r}" if path else "the config"
+
+    def size(value: Any, path: str) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        if id(value) in open_:
+            raise ConfigError(f"{source}: {name(path)} refers back to {name(open_[id(value)])} (a recursive YAML "
+                              "alias)")
+        if id(value) not in sizes:
+            open_[id(value)] = path
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            sizes[id(value)] = 1 + sum(size(item, f"{path}.{key}" if path else str(key)) for key, item in items)
+            del open_[id(value)]
+            if sizes[id(value)] > MAX_CONFIG_VALUES:
+                raise ConfigError(f"{source}: {name(path)} expands to more than {MAX_CONFIG_VALUES} values (YAML "
+                                  "aliases of aliases?)")
+        return sizes[id(value)]
+
+    try:
+        size(data, root)
+    except RecursionError:
+        raise ConfigError(f"{source}: {name(root)} is nested too deeply") from None
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _type_ok(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
     if hint is Any:
@@ -120,7 +161,7 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 def _build(cls: type, data: Any, source: str, prefix: str = "") -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}")
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, got {_short(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [key for key in data if key not in names]
@@ -137,7 +178,7 @@ def _build(cls: type, data: Any, source: str, prefix: str = "") -> Any:
         if dataclasses.is_dataclass(hint):
             values[f.name] = _build(hint, value, source, f"{prefix}{f.name}.")
         elif not _type_ok(value, hint):
-            raise ConfigError(f"{source}: key {prefix + f.name!r} must be {_describe(hint)}, got {value!r}")
+            raise ConfigError(f"{source}: key {prefix + f.name!r} must be {_describe(hint)}, got {_short(value)}")
         else:
             values[f.name] = value
     return cls(**values)
@@ -166,6 +207,9 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
             parsed[key.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as error:
             raise ConfigError(f"override {item!r}: cannot parse the value: {_yaml_problem(error)}") from None
+        except RecursionError:
+            raise ConfigError(f"override {item!r}: the value is nested too deeply") from None
+        _check_size(parsed[key.strip()], f"override {item!r}", key.strip())
     return parsed
 
 
@@ -190,6 +234,9 @@ def load_raw(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: malformed YAML: {_yaml_problem(error)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the config is nested too deeply") from None
+    _check_size(data, str(path))
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a YAML mapping")
     data.setdefault("name", path.stem)
@@ -203,7 +250,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[E
         if key.startswith("sweep."):  # a sweep key is itself dotted: sweep.benchmark.num_rows=[100, 200]
             data.setdefault("sweep", {})[key.removeprefix("sweep.")] = value
         else:
-            _set_dotted(data, key, value, f"{path} (override {key}={value!r})")
+            _set_dotted(data, key, value, f"{path} (override {key}={_short(value)})")
     return validate(data, str(path)), data
 
 
@@ -225,7 +272,7 @@ def validate(data: dict[str, Any], source: str) -> ExperimentConfig:
             trial = copy.deepcopy(data)
             trial["sweep"] = {}
             _set_dotted(trial, key, value, f"{source} (sweep {key})")
-            _build(ExperimentConfig, trial, f"{source} (sweep {key}={value!r})")
+            _build(ExperimentConfig, trial, f"{source} (sweep {key}={_short(value)})")
     return config
 
 

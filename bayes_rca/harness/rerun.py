@@ -9,15 +9,13 @@ from pathlib import Path
 import yaml
 
 from bayes_rca.harness.cell import run_cell
-from bayes_rca.tracking import default_tracking_uri, get_run
+from bayes_rca.tracking import default_tracking_uri, get_run, tracking_client
 
 
 def rerun(run_id: str, tracking_uri: str | None = None) -> Iterator[str]:
     """Rerun a cell run (or every finished cell of a sweep run) and report logged vs recomputed metrics."""
-    import mlflow
-
     uri = tracking_uri or default_tracking_uri()
-    client = mlflow.MlflowClient(uri)
+    client = tracking_client(uri)
     run = get_run(client, run_id, uri)
     if run.data.tags.get("role") == "sweep":
         children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}' and "

@@ -12,15 +12,9 @@ import pandas as pd
 
 from bayes_rca.harness.cell import CellResult
 from bayes_rca.harness.config import config_hash
-from bayes_rca.tracking import artifact_location, default_tracking_uri
+from bayes_rca.tracking import default_tracking_uri, experiment_id, tracking_client
 
 PACKAGES = ("bayes_rca", "torch", "pyro-ppl", "numpy", "arviz", "dowhy", "mlflow")
-
-
-def _mlflow():
-    import mlflow
-
-    return mlflow
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -56,16 +50,9 @@ class SweepTracker:
     """Logs one sweep: finds or creates its parent run, skips finished cells, logs each cell as it finishes."""
 
     def __init__(self, experiment: str, sweep_config: dict[str, Any], tracking_uri: str | None = None) -> None:
-        mlflow = _mlflow()
-        tracking_uri = tracking_uri or default_tracking_uri()
-        self.client = mlflow.MlflowClient(tracking_uri)
-        mlflow.set_tracking_uri(tracking_uri)
-        existing = self.client.get_experiment_by_name(experiment)
-        if existing is None:
-            self.experiment_id = self.client.create_experiment(experiment,
-                                                               artifact_location=artifact_location(tracking_uri))
-        else:
-            self.experiment_id = existing.experiment_id
+        tracking_uri = tracking_uri or default_tracking_uri()  # MLflow's global tracking URI is left alone
+        self.client = tracking_client(tracking_uri)
+        self.experiment_id = experiment_id(self.client, experiment, tracking_uri)
         self.sweep_hash = config_hash(sweep_config)
         parents = self.client.search_runs([self.experiment_id], f"tags.sweep_hash = '{self.sweep_hash}' and "
                                           "tags.role = 'sweep'", max_results=1)
