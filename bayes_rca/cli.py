@@ -224,6 +224,21 @@ def _validate_inputs(args: argparse.Namespace, graph: nx.DiGraph, data: pd.DataF
         raise
 
 
+def _check_game_options(args: argparse.Namespace, mechanisms: dict) -> None:
+    """Fail before the fit on game options that cannot hold: a non-positive --tail-df or --max-nats, or
+    --tail-df / --estimator analytic with a mechanism given (--mechanism) that is not linear-Gaussian."""
+    for flag, value in (("--tail-df", args.tail_df), ("--max-nats", args.max_nats)):
+        if value is not None and not value > 0:
+            raise BayesRCAError(f"{flag} must be positive, got {value!r}")
+    if args.tail_df is None and args.estimator != "analytic":
+        return
+    other = {node: make_mechanism(spec, node).name for node, spec in mechanisms.items()
+             if not make_mechanism(spec, node).linear_gaussian}
+    if other:
+        option = "--tail-df (the robust game)" if args.tail_df is not None else "--estimator analytic"
+        raise BayesRCAError(f"{option} needs linear-Gaussian mechanisms; not so for {other} (--mechanism)")
+
+
 def _attribute(args: argparse.Namespace, console: Console) -> None:
     from bayes_rca.attribution import attribute_outliers, resolve_device
     from bayes_rca.graph import blameable_nodes, check_node
@@ -249,6 +264,7 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
     if args.linear or args.pass_through:
         family = "pass_through_gaussian" if args.pass_through else "linear_gaussian"
         mechanisms = {node: family if graph.in_degree(node) else "gaussian_root" for node in graph} | mechanisms
+    _check_game_options(args, mechanisms)
     prepare_output(args.output)  # a folder that cannot be written fails before the fit, not after it
     if not args.no_track:
         tracking_client(default_tracking_uri())  # so does a store MLflow cannot open

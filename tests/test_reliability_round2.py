@@ -644,3 +644,18 @@ def test_logging_leaves_mlflow_s_global_tracking_uri_alone_and_a_bad_store_fails
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines()[-1].startswith("bayes-rca: error: cannot use the MLflow store 'many': ")
     assert "Mechanisms" not in captured.out  # refused before the fit
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--tail-df", "-1"), "--tail-df must be positive, got -1.0"),
+    (("--max-nats", "0"), "--max-nats must be positive, got 0.0"),
+    (("--mechanism", "D=linear_student_t", "--estimator", "analytic"),
+     "--estimator analytic needs linear-Gaussian mechanisms; not so for {'D': 'linear_student_t'} (--mechanism)"),
+    (("--mechanism", "D=linear_student_t", "--tail-df", "2"),
+     "--tail-df (the robust game) needs linear-Gaussian mechanisms; not so for {'D': 'linear_student_t'} (--mechanism)"),
+])
+def test_game_options_that_cannot_hold_fail_before_fitting(files, capsys, extra, message):
+    assert main([*attribute_args(), *extra]) == 2
+    captured = capsys.readouterr()
+    assert "Mechanisms" not in captured.out and "fitting mechanisms" not in captured.err  # nothing was fitted
+    assert captured.err.strip().splitlines()[-1] == f"bayes-rca: error: {message}"
