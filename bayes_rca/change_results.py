@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_rca.errors import BayesRCAError
-from bayes_rca.results import HDI_PROB
+from bayes_rca.results import HDI_PROB, forest_plot
 
 DEFAULT_ALPHA = 0.05
 
@@ -151,23 +151,7 @@ class DistributionChangeResult:
 
     def plot(self, hdi_prob: float = HDI_PROB, path: str | Path | None = None):
         """Forest plot of the players' contributions; returns the figure, written to ``path`` when given."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
         order = self.summary(hdi_prob).index.tolist()
-        axes = az.plot_forest(self.to_inference_data(), var_names=["contribution"], combined=True,
-                              hdi_prob=hdi_prob, coords={"node": [str(n) for n in order]},
-                              figsize=(7, 0.45 * len(order) + 1.5))
-        axes[0].set_title(f"Contributions to the change of {self.functional} at {self.target!r} "
-                          f"({100 * hdi_prob:g}% HDI)")
-        axes[0].set_yticklabels([str(n) for n in reversed(order)])
-        axes[0].axvline(0.0, color="0.6", linewidth=0.8, zorder=0)
-        axes[0].set_xlabel(f"contribution to the {self.functional} change")
-        figure = axes[0].get_figure()
-        figure.tight_layout()
-        if path is not None:
-            figure.savefig(path, dpi=120)
-            plt.close(figure)
-        return figure
+        return forest_plot(self.to_inference_data(), order, {},
+                           f"Contributions to the change of {self.functional} at {self.target!r} "
+                           f"({100 * hdi_prob:g}% HDI)", f"contribution to the {self.functional} change", hdi_prob, path)

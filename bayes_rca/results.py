@@ -134,23 +134,33 @@ class AttributionResult:
 
         Returns the matplotlib figure; writes it to ``path`` when given.
         """
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
         outlier = self.outliers[0] if outlier is None else outlier
         order = self.summary(hdi_prob).loc[outlier].index.tolist()
-        axes = az.plot_forest(self.to_inference_data(), var_names=["contribution"], combined=True,
-                              hdi_prob=hdi_prob, coords={"outlier": [str(outlier)], "node": [str(n) for n in order]},
-                              figsize=(7, 0.45 * len(order) + 1.5))
-        axes[0].set_title(f"Contributions to the outlier {outlier!r} at {self.target!r} ({100 * hdi_prob:g}% HDI)")
-        axes[0].set_yticklabels([str(n) for n in reversed(order)])
-        axes[0].axvline(0.0, color="0.6", linewidth=0.8, zorder=0)
-        axes[0].set_xlabel("contribution to the IT outlier score (nats)")
-        figure = axes[0].get_figure()
-        figure.tight_layout()
-        if path is not None:
-            figure.savefig(path, dpi=120)
-            plt.close(figure)
-        return figure
+        return forest_plot(self.to_inference_data(), order, {"outlier": [str(outlier)]},
+                           f"Contributions to the outlier {outlier!r} at {self.target!r} ({100 * hdi_prob:g}% HDI)",
+                           "contribution to the IT outlier score (nats)", hdi_prob, path)
+
+
+def forest_plot(posterior: az.InferenceData, order: list, coords: dict, title: str, xlabel: str,
+                hdi_prob: float = HDI_PROB, path: str | Path | None = None):
+    """An arviz forest plot of the ``contribution`` variable for the nodes in ``order`` (largest first).
+
+    Returns the matplotlib figure; writes it to ``path`` when given (and closes it).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    axes = az.plot_forest(posterior, var_names=["contribution"], combined=True, hdi_prob=hdi_prob,
+                          coords={**coords, "node": [str(n) for n in order]}, figsize=(7, 0.45 * len(order) + 1.5))
+    axes[0].set_title(title)
+    axes[0].set_yticklabels([str(n) for n in reversed(order)])
+    axes[0].axvline(0.0, color="0.6", linewidth=0.8, zorder=0)
+    axes[0].set_xlabel(xlabel)
+    figure = axes[0].get_figure()
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+    return figure
