@@ -272,17 +272,13 @@ def student_t_log_tail(mean: torch.Tensor, scale: torch.Tensor, lo: torch.Tensor
     0.1835
     """
     shape = torch.broadcast_shapes(mean.shape, scale.shape, lo.shape, hi.shape)
+    positive = scale > 0
+    safe = torch.where(positive, scale, torch.ones_like(scale))
+    below = _full(mean - lo, shape).div_(safe)  # the event is T <= -below or T >= above
+    above = _full(hi - mean, shape).div_(safe)
     if df == 2:
-        positive = scale > 0
-        safe = torch.where(positive, scale, torch.ones_like(scale))
-        below = _full(mean - lo, shape).div_(safe)
-        above = _full(hi - mean, shape).div_(safe)
         log_p = _student_t2_log_tail(below, above)
-        return log_p.clamp_max_(0.0).masked_fill_(~positive.expand_as(log_p), 0.0)
-    arrays = [t.detach().expand(shape).cpu().numpy() for t in (mean, scale, lo, hi)]
-    m, s, low, high = arrays
-    positive = s > 0
-    safe = np.where(positive, s, 1.0)
-    log_p = np.logaddexp(_student_t_log_sf(df, (m - low) / safe), _student_t_log_sf(df, (high - m) / safe))
-    log_p = np.where(positive, np.minimum(log_p, 0.0), 0.0)
-    return torch.from_numpy(log_p).to(device=mean.device, dtype=mean.dtype)
+    else:
+        tails = [_student_t_log_sf(df, t.detach().cpu().numpy()) for t in (below, above)]
+        log_p = torch.from_numpy(np.logaddexp(*tails)).to(device=mean.device, dtype=mean.dtype)
+    return log_p.clamp_max_(0.0).masked_fill_(~positive.expand_as(log_p), 0.0)
