@@ -67,8 +67,20 @@ class SyntheticSystem:
         return self.propagate(self.sample_noise(num_rows, rng))
 
 
+class _RawWindow:
+    """The rows as measured that a method which ``uses_raw_data`` is asked about (``window`` from ``start`` on)."""
+
+    window: pd.DataFrame | None
+    start: int
+
+    @property
+    def raw_rows(self) -> pd.DataFrame | None:
+        """The rows of ``window`` from the analysed row on (None without a window)."""
+        return None if self.window is None else self.window.iloc[self.start:]
+
+
 @dataclass(frozen=True)
-class OutlierCase:
+class OutlierCase(_RawWindow):
     """One outlier with its ground truth.
 
     Attributes
@@ -96,14 +108,9 @@ class OutlierCase:
     window: pd.DataFrame | None = None
     start: int = 0
 
-    @property
-    def raw_rows(self) -> pd.DataFrame | None:
-        """The rows of ``window`` from the analysed row on (None without a window)."""
-        return None if self.window is None else self.window.iloc[self.start:]
-
 
 @dataclass(frozen=True)
-class NormalCase:
+class NormalCase(_RawWindow):
     """A specificity check: a row of normal operation, after fitting on the normal rows before it.
 
     A method is right when it names no root cause. ``graph`` is the causal graph of the nodes modelled on
@@ -122,11 +129,6 @@ class NormalCase:
     raw_train: pd.DataFrame | None = None
     window: pd.DataFrame | None = None
     start: int = 0
-
-    @property
-    def raw_rows(self) -> pd.DataFrame | None:
-        """The rows of ``window`` from the analysed row on (None without a window)."""
-        return None if self.window is None else self.window.iloc[self.start:]
 
 
 @dataclass(frozen=True)
