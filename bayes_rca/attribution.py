@@ -23,14 +23,16 @@ from bayes_rca.graph import blameable_nodes, topological_order
 from bayes_rca.latent import abduct_sampled_noise
 from bayes_rca.node import FittedNode
 from bayes_rca.results import NOT_AN_OUTLIER_NATS, AttributionResult
+from bayes_rca.scale_mixture_game import ScaleMixtureGame, supports_scale_mixture_game
 from bayes_rca.scm import BayesianSCM
 from bayes_rca.scores import FeatureMap, get_feature_map
 from bayes_rca.shapley import ShapleyEstimate, exact_shapley, permutation_shapley
 from bayes_rca.validation import check_num_samples, check_seed
 from bayes_rca.verification import verify_attribution
 
-Estimator = Literal["auto", "analytic", "monte_carlo"]
-Game = LinearGaussianGame | MonteCarloGame | CappedGame
+Estimator = Literal["auto", "analytic", "scale_mixture", "monte_carlo"]
+ESTIMATOR_CHOICES: tuple[str, ...] = ("auto", "analytic", "scale_mixture", "monte_carlo")
+Game = LinearGaussianGame | ScaleMixtureGame | MonteCarloGame | CappedGame
 EXACT_BUDGET = 200 * 2**17  # draws x coalitions per outlier row enumerated by default: 0.4-0.6 s on 2 CPU cores
 MIN_EXACT_PLAYERS = 12  # the default enumerates at least this many players (the Monte Carlo game exactly this many)
 
@@ -81,12 +83,35 @@ def default_max_exact_players(analytic: bool, num_draws: int) -> int:
     return max(MIN_EXACT_PLAYERS, math.floor(math.log2(EXACT_BUDGET / num_draws)))
 
 
+def _exact_control(game, num_players: int):
+    """The game's exact control variate when its ``2^K`` coalitions fit :data:`EXACT_BUDGET`, else None."""
+    control = game.control_variate() if hasattr(game, "control_variate") else None
+    if control is None or control.score.shape[0] << num_players > EXACT_BUDGET:
+        return None
+    return control
+
+
 def _shapley(game, num_players: int, max_exact_players: int, num_permutations: int, tolerance: float | None,
              max_permutations: int, generator: torch.Generator, device: torch.device) -> ShapleyEstimate:
+    """Exact Shapley values up to ``max_exact_players``; above, permutations, around an exact control variate
+    where the game has one (the exact Shapley values of the control plus permutations of the difference)."""
     if num_players <= max_exact_players:
         return exact_shapley(game, num_players, game.chunk_size, device)
-    return permutation_shapley(game, num_players, num_permutations, generator, game.chunk_size, device,
-                               tolerance, max_permutations)
+    control = _exact_control(game, num_players)
+    if control is not None:
+        base = exact_shapley(control, num_players, control.chunk_size, device)
+        game = game.difference(control)
+    sampled = permutation_shapley(game, num_players, num_permutations, generator, game.chunk_size, device,
+                                  tolerance, max_permutations)
+    if control is None:
+        return sampled
+    return ShapleyEstimate(base.values + sampled.values, sampled.standard_error)
+
+
+def _shapley_name(num_players: int, max_exact_players: int, game) -> str:
+    if num_players <= max_exact_players:
+        return "exact"
+    return "permutation" if _exact_control(game, num_players) is None else "permutation_control_variate"
 
 
 def _check_possible_values(fitted: list[FittedNode], frame: pd.DataFrame) -> None:
@@ -101,7 +126,7 @@ def _check_possible_values(fitted: list[FittedNode], frame: pd.DataFrame) -> Non
                             "cannot produce")
 
 
-def _capped(game: LinearGaussianGame | MonteCarloGame, max_nats: float | None) -> Game:
+def _capped(game: LinearGaussianGame | ScaleMixtureGame | MonteCarloGame, max_nats: float | None) -> Game:
     return game if max_nats is None else CappedGame(game, max_nats)
 
 
@@ -131,10 +156,12 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         its posterior given the row (:mod:`bayes_rca.mechanisms.interval`).
     feature_map : {"median_cdf_quantile", "zscore"} or FeatureMap
         The feature map ``tau`` of the IT score (DoWhy's default is the median-CDF quantile score).
-    estimator : {"auto", "analytic", "monte_carlo"}
-        ``"auto"`` uses the exact Gaussian tail when every player is linear-Gaussian, Monte Carlo otherwise.
+    estimator : {"auto", "analytic", "scale_mixture", "monte_carlo"}
+        ``"auto"`` uses the exact Gaussian tail when every player is linear-Gaussian; the scale-mixture game
+        (:mod:`bayes_rca.scale_mixture_game`: exact given the Student-t mixing variables, which are sampled) when
+        every player is linear with Gaussian or Student-t noise; the general Monte Carlo game otherwise.
     num_samples : int
-        Monte Carlo samples per draw and coalition (Monte Carlo estimator only).
+        Monte Carlo samples per draw and coalition (Monte Carlo and scale-mixture estimators).
     max_exact_players : int, optional
         Enumerate all ``2^K`` coalitions up to this many players (exact Shapley values, no Monte Carlo error);
         sample antithetic permutations above. None: as many as fit a fixed cost per row
@@ -180,8 +207,8 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     """
     if not model.nodes_:
         raise RuntimeError("the model is not fitted yet; call model.fit(data) first")
-    if estimator not in ("auto", "analytic", "monte_carlo"):
-        raise BayesRCAError(f"unknown estimator {estimator!r}; use 'auto', 'analytic' or 'monte_carlo'")
+    if estimator not in ESTIMATOR_CHOICES:
+        raise BayesRCAError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATOR_CHOICES)}")
     if max_nats is not None and not max_nats > 0:
         raise BayesRCAError(f"max_nats must be positive, got {max_nats!r}")
     if tail_df is not None and not tail_df > 0:
@@ -209,7 +236,13 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     if estimator == "analytic" and not analytic:
         families = {node.name: node.mechanism.name for node in fitted if not node.mechanism.linear_gaussian}
         raise BayesRCAError(f"the analytic estimator needs linear-Gaussian mechanisms; not so for {families}")
-    use_analytic = analytic and estimator != "monte_carlo"
+    use_analytic = analytic and estimator not in ("monte_carlo", "scale_mixture")
+    scale_mixture = not use_analytic and estimator != "monte_carlo" and supports_scale_mixture_game(fitted)
+    if estimator == "scale_mixture" and not scale_mixture:
+        families = {node.name: node.mechanism.name for node in fitted
+                    if not supports_scale_mixture_game([node])}
+        raise BayesRCAError("the scale_mixture estimator needs players linear in their parents with Gaussian or "
+                            f"Student-t noise; not so for {families}")
     if tail_df is not None and not use_analytic:
         raise BayesRCAError("tail_df (the robust game) needs the analytic estimator: every player linear-Gaussian")
     if max_exact_players is None:
@@ -223,7 +256,8 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         results = []
         for row in range(values.shape[0]):
             one = Players(fitted, values[row:row + 1], abducted.noise[:, row:row + 1])
-            game = _capped(MonteCarloGame(one, tau, num_samples, generator), max_nats)
+            game = _capped(ScaleMixtureGame(one, tau, num_samples, generator) if scale_mixture
+                           else MonteCarloGame(one, tau, num_samples, generator), max_nats)
             results.append((_shapley(game, len(players), max_exact_players, num_permutations, tolerance,
                                      max_permutations, generator, device), game.score))
         contributions = torch.cat([r.values for r, _ in results], 1)
@@ -242,8 +276,9 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         target=target, nodes=nodes, players=players, outliers=outlier_labels, contributions=full,
         standard_errors=full_error, scores=scores_np, noise=abducted.noise.cpu().numpy(),
         num_chains=model.num_chains,
-        settings={"feature_map": tau.name, "estimator": "analytic" if use_analytic else "monte_carlo",
-                  "shapley": "exact" if len(players) <= max_exact_players else "permutation",
+        settings={"feature_map": tau.name,
+                  "estimator": "analytic" if use_analytic else "scale_mixture" if scale_mixture else "monte_carlo",
+                  "shapley": _shapley_name(len(players), max_exact_players, game),
                   "max_exact_players": max_exact_players,
                   "num_samples": num_samples, "num_permutations": num_permutations, "tolerance": tolerance,
                   "seed": seed, "device": str(device), "converged": model.converged_, "max_nats": max_nats,

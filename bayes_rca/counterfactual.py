@@ -15,7 +15,8 @@ Two games share this interface:
   ``S``, and a defensive importance-sampling proposal that reaches both kinds of rare event: each unusually
   large abducted noise is also drawn near its observed value, and the ancestors' noise is also drawn along
   the line on which they jointly push the target towards its outlier event. The estimate is never ``log 0``;
-  its Monte Carlo error is estimated from independent batches.
+  its Monte Carlo error is the delta-method error of the ``log`` of the mean, estimated from independent
+  batches, and the ``log``'s second-order bias is removed.
 """
 
 from __future__ import annotations
@@ -178,6 +179,26 @@ class LinearGaussianGame:
 
 
 NUM_BATCHES = 10  # batches of the Monte Carlo game's samples, for its standard errors
+
+
+def _linearised(estimate: torch.Tensor, log_batch_estimates: torch.Tensor,
+                hit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``g = -log p_hat`` with the second-order bias of the ``log`` removed, and per-batch linearisations.
+
+    ``estimate (...)`` is ``log p_hat`` over all samples and ``log_batch_estimates (..., B)`` that of each
+    batch. The batch values are ``g - (p_b / p_hat - 1)``, the delta-method image of each batch's estimate, so
+    that their spread is the standard error of ``g`` (the ``log`` of batch estimates themselves explodes when a
+    batch has few or no hits). Where no sample hit (``hit`` False) the estimate is the floored one, and the
+    batches are those of a single hit (one batch ``B``, the others ``0``): a standard error of about one nat.
+    """
+    batches = log_batch_estimates.shape[-1]
+    ratio = torch.exp(log_batch_estimates - estimate.unsqueeze(-1))
+    single = torch.zeros_like(ratio)
+    single[..., 0] = batches
+    ratio = torch.where(hit.unsqueeze(-1), ratio, single)
+    relative_var = torch.where(hit, ratio.var(-1) / batches, 0.0)
+    value = -(estimate - 0.5 * relative_var)  # E[log p_hat] = log p - Var(p_hat) / (2 p^2)
+    return value, value.unsqueeze(-1) - (ratio - 1.0)
 
 
 class MonteCarloGame:
@@ -358,11 +379,16 @@ class MonteCarloGame:
         batched = log_terms.reshape(draws, masks.shape[0], self.num_batches, -1)
         per_batch = samples // self.num_batches
         log_batch_sums = torch.logsumexp(batched, dim=-1)  # (D, C, B)
-        estimate = self._floored(torch.logsumexp(log_batch_sums, dim=-1) - math.log(samples), samples)
-        batch_estimates = self._floored(log_batch_sums - math.log(per_batch), per_batch)
-        _, empty = _full_and_empty(masks)
-        value = torch.where(empty, 0.0, -estimate.clamp_max(0.0))
-        batch_values = torch.where(empty.unsqueeze(-1), 0.0, -batch_estimates.clamp_max(0.0))
+        log_sum = torch.logsumexp(log_batch_sums, dim=-1)
+        hit = torch.isfinite(log_sum)
+        estimate = self._floored(log_sum - math.log(samples), samples)
+        value, batch_values = _linearised(estimate, log_batch_sums - math.log(per_batch), hit)
+        full, empty = _full_and_empty(masks)
+        # the full coalition is the IT score itself (its estimate from the same samples, without the bias term)
+        offset = torch.where(full, self.score - value, 0.0)
+        value, batch_values = value + offset, batch_values + offset.unsqueeze(-1)
+        value = torch.where(empty, 0.0, value.clamp_min(0.0))
+        batch_values = torch.where(empty.unsqueeze(-1), 0.0, batch_values)
         return value.unsqueeze(1), batch_values.permute(2, 0, 1).unsqueeze(2)
 
     @staticmethod

@@ -140,15 +140,22 @@ class FittedNode:
         observation = self.mechanism.observation((location - std.loc) / std.scale, self.params)
         return observation.log_prob(((value - std.loc) / std.scale).expand_as(location))
 
-    def linear_gaussian(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For a linear-Gaussian node: intercept ``(D,)``, weights ``(D, p)`` in data units and noise sd ``(D,)``."""
-        if not self.mechanism.linear_gaussian:
-            raise TypeError(f"node {self.name!r} has a {self.mechanism.name} mechanism, not a linear-Gaussian one")
+    def linear_coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """For a mechanism linear in its parents: intercept ``(D,)`` and weights ``(D, p)`` in data units."""
+        if not self.mechanism.linear_in_parents:
+            raise TypeError(f"node {self.name!r} has a {self.mechanism.name} mechanism, which is not linear in its "
+                            "parents")
         std = self.standardizer
         weight_std = self.params.get("weight", torch.zeros(self.num_draws, 0, dtype=self.params["bias"].dtype))
         weight = std.scale * weight_std / std.parent_scale.to(weight_std)
         bias = std.loc + std.scale * self.params["bias"] - weight @ std.parent_loc.to(weight_std)
-        return bias, weight, torch.sqrt(self.params["noise_var"])
+        return bias, weight
+
+    def linear_gaussian(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For a linear-Gaussian node: intercept ``(D,)``, weights ``(D, p)`` in data units and noise sd ``(D,)``."""
+        if not self.mechanism.linear_gaussian:
+            raise TypeError(f"node {self.name!r} has a {self.mechanism.name} mechanism, not a linear-Gaussian one")
+        return (*self.linear_coefficients(), torch.sqrt(self.params["noise_var"]))
 
     def to(self, device: torch.device | str) -> FittedNode:
         """A copy with posterior draws and standardisation on ``device``."""

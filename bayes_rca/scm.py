@@ -72,7 +72,7 @@ class _NodeReport:
 
 def _method_for(inference: str, mechanism: Mechanism, node: Hashable) -> str:
     if inference == "auto":
-        return "conjugate" if mechanism.conjugate else "svi"
+        return "conjugate" if mechanism.conjugate else "laplace_mh" if mechanism.laplace_mh else "svi"
     if inference == "conjugate" and not mechanism.conjugate:
         raise MechanismError(f"node {node!r}: the {mechanism.name} mechanism has no conjugate posterior; "
                              "use inference='auto', 'svi' or 'nuts'")
@@ -227,7 +227,8 @@ class BayesianSCM:
         Per-node override of the mechanism family: a family name (see ``bayes_rca.mechanisms.FAMILIES``) or a
         :class:`~bayes_rca.mechanisms.Mechanism` instance. Other nodes are assigned automatically.
     inference : {"auto", "conjugate", "svi", "nuts"}
-        ``"auto"``: exact conjugate draws where the family allows, SVI otherwise. ``"nuts"`` is the most
+        ``"auto"``: exact conjugate draws where the family allows, Metropolis-Hastings from a Laplace fit
+        for the linear Student-t families, SVI otherwise. ``"nuts"`` is the most
         accurate, ``"svi"`` the fastest approximate method.
     num_draws : int
         Posterior draws per node (all chains together).

@@ -14,7 +14,7 @@ import torch
 
 from bayes_rca.graph import parents_of, topological_order, validate_graph
 from bayes_rca.inference import PosteriorFit
-from bayes_rca.mechanisms import GaussianRoot, LinearGaussian
+from bayes_rca.mechanisms import GaussianRoot, LinearGaussian, LinearStudentT, StudentTRoot
 from bayes_rca.node import FittedNode, Standardizer
 from bayes_rca.scm import BayesianSCM
 
@@ -23,17 +23,22 @@ from bayes_rca.scm import BayesianSCM
 class LinearGaussianSystem:
     """``X_j = intercept_j + sum_i coef_(i, j) X_i + noise_sd_j * N_j`` with ``N_j ~ Normal(0, 1)``.
 
+    With ``noise_df`` the standard noise is ``StudentT(noise_df)`` instead (``noise_sd`` is then its scale):
+    the same linear system with heavy-tailed noise.
+
     Attributes
     ----------
     graph : networkx.DiGraph
     coefficients : mapping (parent, child) -> float
     intercepts, noise_sd : mapping node -> float
+    noise_df : float, optional
     """
 
     graph: nx.DiGraph
     coefficients: Mapping[tuple[Hashable, Hashable], float]
     intercepts: Mapping[Hashable, float]
     noise_sd: Mapping[Hashable, float]
+    noise_df: float | None = None
 
     def propagate(self, noise: pd.DataFrame) -> pd.DataFrame:
         """Node values for given standard noise values (one column per node)."""
@@ -48,8 +53,9 @@ class LinearGaussianSystem:
     def sample(self, num_rows: int, seed: int = 0) -> pd.DataFrame:
         """``num_rows`` rows of normal operation."""
         rng = np.random.default_rng(seed)
-        noise = pd.DataFrame(rng.standard_normal((num_rows, self.graph.number_of_nodes())), columns=list(self.graph))
-        return self.propagate(noise)
+        shape = (num_rows, self.graph.number_of_nodes())
+        standard = rng.standard_normal(shape) if self.noise_df is None else rng.standard_t(self.noise_df, shape)
+        return self.propagate(pd.DataFrame(standard, columns=list(self.graph)))
 
     def outlier(self, injected: Mapping[Hashable, float], seed: int | None = None) -> pd.DataFrame:
         """One row whose standard noise is ``injected`` at the given nodes and 0 elsewhere (or normal with ``seed``)."""
@@ -66,13 +72,20 @@ class LinearGaussianSystem:
         nodes = {}
         for node in topological_order(self.graph):
             parents = tuple(parents_of(self.graph, node))
-            params = {"bias": torch.tensor([self.intercepts[node]], dtype=torch.float64),
-                      "noise_var": torch.tensor([self.noise_sd[node] ** 2], dtype=torch.float64)}
+            params = {"bias": torch.tensor([self.intercepts[node]], dtype=torch.float64)}
+            if self.noise_df is None:
+                params["noise_var"] = torch.tensor([self.noise_sd[node] ** 2], dtype=torch.float64)
+            else:
+                params["noise_scale"] = torch.tensor([self.noise_sd[node]], dtype=torch.float64)
+                params["df_minus_two"] = torch.tensor([self.noise_df - 2.0], dtype=torch.float64)
             if parents:
                 params["weight"] = torch.tensor([[self.coefficients[p, node] for p in parents]], dtype=torch.float64)
             identity = Standardizer(torch.zeros(len(parents), dtype=torch.float64),
                                     torch.ones(len(parents), dtype=torch.float64), 0.0, 1.0)
-            mechanism = LinearGaussian() if parents else GaussianRoot()
+            if self.noise_df is None:
+                mechanism = LinearGaussian() if parents else GaussianRoot()
+            else:
+                mechanism = LinearStudentT() if parents else StudentTRoot()
             nodes[node] = FittedNode(node, parents, mechanism, identity, PosteriorFit(params, "conjugate", 1))
         model.nodes_ = nodes
         return model

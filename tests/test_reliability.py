@@ -28,6 +28,7 @@ from bayes_rca.cli import main
 from bayes_rca.diagnostics import convergence_problems
 from bayes_rca.errors import BayesRCAWarning, ConfigError
 from bayes_rca.graph import blameable_nodes
+from bayes_rca.mechanisms import LinearStudentT
 from bayes_rca.harness.config import load_config
 from bayes_rca.synthetic import LinearGaussianSystem, random_dag, random_linear_system
 from tests.conftest import TARGET, linear_algebra
@@ -220,12 +221,18 @@ def test_converged_fit_has_no_warning_and_a_true_flag(system, outliers):
     assert model.converged_ and model.fit_report_["converged"].all() and result.settings["converged"] is True
 
 
+class StudentTBySVI(LinearStudentT):
+    """The linear Student-t family without its Laplace-proposal sampler, so that ``inference="auto"`` uses SVI."""
+
+    laplace_mh = False
+
+
 def test_unconverged_svi_warns_with_the_elbo_and_flags_model_and_result(system):
     data = system.sample(100, seed=4)
     message = (r"node 'C' \(linear_student_t, svi\) may not have converged: SVI unconverged: final ELBO -?\d[\d.e+]*, "
                r"and the loss still fell by \d+\.\d% of its whole fall in the last tenth of the steps \(\d+\.\d noise")
     with pytest.warns(BayesRCAWarning, match=message):
-        model = fit(system.graph, data, mechanisms={**conjugate_families(system.graph), "C": "linear_student_t"},
+        model = fit(system.graph, data, mechanisms={**conjugate_families(system.graph), "C": StudentTBySVI()},
                     options=InferenceOptions(svi_steps=30))
     assert not model.converged_
     assert model.fit_report_["converged"].to_dict() == {"A": True, "B": True, "C": False, "D": True, "E": True,

@@ -1,6 +1,6 @@
-"""Posterior inference for one node's mechanism: exact conjugate draws, SVI (autoguide) or NUTS.
+"""Posterior inference for one node's mechanism: exact conjugate draws, Metropolis-Hastings from a Laplace fit, SVI (autoguide) or NUTS.
 
-All three take the same Pyro model (:meth:`Mechanism.model`) and return posterior draws of its parameters as a
+All of them take the same Pyro model (:meth:`Mechanism.model`) and return posterior draws of its parameters as a
 dict of tensors with a leading ``chains * draws`` dimension, plus diagnostics.
 """
 
@@ -20,9 +20,10 @@ from pyro.optim import ClippedAdam
 from bayes_rca.diagnostics import max_rhat
 from bayes_rca.errors import MechanismError
 from bayes_rca.inference.conjugate import sample_conjugate
+from bayes_rca.inference.laplace_mh import MH_CHAINS, sample_student_t
 from bayes_rca.mechanisms.base import Mechanism, Params
 
-Method = Literal["conjugate", "svi", "nuts"]
+Method = Literal["conjugate", "laplace_mh", "svi", "nuts"]
 
 
 @dataclass
@@ -110,8 +111,10 @@ def fit_posterior(mechanism: Mechanism, parents: torch.Tensor, value: torch.Tens
 
     Parameters
     ----------
-    method : {"conjugate", "svi", "nuts"}
-        ``"conjugate"`` is exact and needs a conjugate family.
+    method : {"conjugate", "laplace_mh", "svi", "nuts"}
+        ``"conjugate"`` is exact and needs a conjugate family; ``"laplace_mh"`` is independence
+        Metropolis-Hastings from a Laplace fit, for the linear Student-t families
+        (:mod:`bayes_rca.inference.laplace_mh`).
     num_draws : int
         Total draws (all chains together); must be divisible by ``num_chains``.
     """
@@ -122,8 +125,13 @@ def fit_posterior(mechanism: Mechanism, parents: torch.Tensor, value: torch.Tens
         if not mechanism.conjugate:
             raise MechanismError(f"{mechanism!r} has no conjugate posterior; use 'svi' or 'nuts'")
         return PosteriorFit(sample_conjugate(mechanism, parents, value, num_draws), "conjugate", num_chains)
+    if method == "laplace_mh":
+        if not mechanism.laplace_mh:
+            raise MechanismError(f"{mechanism!r} has no Laplace-proposal sampler; use 'svi' or 'nuts'")
+        params, diagnostics = sample_student_t(parents, value, num_draws, max(num_chains, MH_CHAINS))
+        return PosteriorFit(params, "laplace_mh", num_chains, diagnostics)
     if method == "svi":
         return fit_svi(mechanism, parents, value, num_draws, options)
     if method == "nuts":
         return fit_nuts(mechanism, parents, value, num_draws, num_chains, options)
-    raise MechanismError(f"unknown inference method {method!r}; use 'conjugate', 'svi' or 'nuts'")
+    raise MechanismError(f"unknown inference method {method!r}; use 'conjugate', 'laplace_mh', 'svi' or 'nuts'")

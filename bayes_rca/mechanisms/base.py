@@ -45,6 +45,9 @@ class Mechanism(ABC):
         Whether the family models a root node.
     conjugate : bool
         Whether exact posterior draws are available (:mod:`bayes_rca.inference.conjugate`).
+    laplace_mh : bool
+        Whether the Laplace-proposal Metropolis-Hastings sampler of the linear Student-t families applies
+        (:mod:`bayes_rca.inference.laplace_mh`).
     linear_gaussian : bool
         Whether ``f`` is linear and ``N`` Gaussian, which enables the analytic counterfactual tail.
     linear_in_parents : bool
@@ -60,6 +63,7 @@ class Mechanism(ABC):
     accepts_parents: ClassVar[bool] = True
     accepts_roots: ClassVar[bool] = True
     conjugate: ClassVar[bool] = False
+    laplace_mh: ClassVar[bool] = False
     linear_gaussian: ClassVar[bool] = False
     linear_in_parents: ClassVar[bool] = False
     invertible: ClassVar[bool] = True

@@ -125,6 +125,7 @@ class LinearStudentT(Mechanism):
 
     name: ClassVar[str] = "linear_student_t"
     accepts_roots: ClassVar[bool] = False
+    laplace_mh: ClassVar[bool] = True
     linear_in_parents: ClassVar[bool] = True
 
     def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
