@@ -184,6 +184,15 @@ def it_score(marginal: Marginal, lo: torch.Tensor, hi: torch.Tensor) -> torch.Te
     return -log_two_tails(marginal.log_cdf(lo), marginal.log_sf(hi)).clamp_max(0.0)
 
 
+def _broadcast_shape(*tensors: torch.Tensor) -> torch.Size:
+    """The shape the tensors broadcast to (a RuntimeError if they do not), from views: no data is copied.
+
+    Not ``torch.broadcast_shapes``: its first call in a process imports ``torch.fx``'s symbolic shapes and sympy
+    (482 modules, 0.55 s of CPU), which made the bench's attribution 0.6 s slower after ``a993d40`` (issue 15).
+    """
+    return torch.broadcast_tensors(*tensors)[0].shape
+
+
 def _full(tensor: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """``tensor`` itself if it has ``shape``, else a broadcast copy (so that in-place operations can follow)."""
     return tensor if tensor.shape == shape else tensor.expand(shape).clone()
@@ -203,7 +212,7 @@ def gaussian_log_tail(mean: torch.Tensor, std: torch.Tensor, lo: torch.Tensor, h
     float64, an event beyond about 37 standard deviations) the two ``log_ndtr`` are evaluated, for those
     elements only, so the result stays exact however far out.
     """
-    shape = torch.broadcast_shapes(mean.shape, std.shape, lo.shape, hi.shape)
+    shape = _broadcast_shape(mean, std, lo, hi)
     positive = std > 0
     safe_std = torch.where(positive, std, torch.ones_like(std))
     scale = safe_std.reciprocal().mul_(_SQRT_HALF)
@@ -271,7 +280,7 @@ def student_t_log_tail(mean: torch.Tensor, scale: torch.Tensor, lo: torch.Tensor
     >>> round(float(student_t_log_tail(zero, one, -2 * one, 2 * one, df=2.0).exp()), 4)  # P(|T_2| >= 2)
     0.1835
     """
-    shape = torch.broadcast_shapes(mean.shape, scale.shape, lo.shape, hi.shape)
+    shape = _broadcast_shape(mean, scale, lo, hi)
     positive = scale > 0
     safe = torch.where(positive, scale, torch.ones_like(scale))
     below = _full(mean - lo, shape).div_(safe)  # the event is T <= -below or T >= above
