@@ -50,6 +50,9 @@ class DistributionChangeResult:
         Chains of the draw pairs (``D = chains * draws``).
     settings : dict
         How the result was computed.
+    total_standard_error : numpy.ndarray or None
+        ``(D,)``: Monte Carlo standard error of ``total`` per draw pair (Monte Carlo estimator), None where it is
+        exact. The contributions' Monte Carlo errors are in ``standard_errors``.
     """
 
     target: Hashable
@@ -64,6 +67,7 @@ class DistributionChangeResult:
     default_delta: float | None
     num_chains: int = 1
     settings: dict = field(default_factory=dict)
+    total_standard_error: np.ndarray | None = None
 
     def _delta(self, delta: float | None) -> float:
         if delta is None:
@@ -74,6 +78,13 @@ class DistributionChangeResult:
         if not delta >= 0:
             raise BayesRCAError(f"delta must be a non-negative number, got {delta!r}")
         return float(delta)
+
+    def threshold(self, delta: float | None = None) -> float | None:
+        """The ``delta`` of the decision rule: ``delta`` itself (checked), else :attr:`default_delta` (None for
+        a custom functional without one)."""
+        if delta is None and self.default_delta is None:
+            return None
+        return self._delta(delta)
 
     def _by_chain(self, array: np.ndarray) -> np.ndarray:
         return array.reshape(self.num_chains, -1, *array.shape[1:])
@@ -134,14 +145,17 @@ class DistributionChangeResult:
     def to_inference_data(self) -> az.InferenceData:
         """``posterior``: ``contribution (chain, draw, node)``, ``total_change (chain, draw)`` and the target's
         ``old_moments`` / ``new_moments (chain, draw, moment)`` (mean, variance); ``sample_stats``: the Monte
-        Carlo errors of the contributions."""
+        Carlo errors of the contributions (and of the total change, Monte Carlo estimator)."""
         coords = {"node": [str(n) for n in self.nodes], "moment": ["mean", "variance"]}
+        sample_stats = {"contribution_mcse": self._by_chain(self.standard_errors)}
+        if self.total_standard_error is not None:
+            sample_stats["total_change_mcse"] = self._by_chain(self.total_standard_error)
         return az.from_dict(
             posterior={"contribution": self._by_chain(self.contributions),
                        "total_change": self._by_chain(self.total),
                        "old_moments": self._by_chain(self.old_moments),
                        "new_moments": self._by_chain(self.new_moments)},
-            sample_stats={"contribution_mcse": self._by_chain(self.standard_errors)},
+            sample_stats=sample_stats,
             coords=coords,
             dims={"contribution": ["node"], "old_moments": ["moment"], "new_moments": ["moment"],
                   "contribution_mcse": ["node"]},

@@ -276,19 +276,20 @@ def test_result_object(fitted_results):
 
 
 # ----------------------------------------------------------------------------------------------------- errors
-def test_non_linear_gaussian_players_are_refused_by_name():
+def test_non_linear_gaussian_players_go_to_monte_carlo_and_the_analytic_estimator_refuses_them():
     old_model = OLD.oracle_model()
     node = old_model.nodes_["A"]
     student = replace(node, posterior=replace(node.posterior, params={**node.params,
                                                                       "df": torch.tensor([4.0], dtype=torch.float64)}),
                       mechanism=StudentTRoot())
     old_model.nodes_["A"] = student
-    with pytest.raises(BayesRCAError, match=r"node 'A' of the old model has a student_t_root mechanism.*Monte Carlo"):
-        attribute_distribution_change(old_model, OLD.oracle_model(), TARGET)
+    with pytest.raises(BayesRCAError, match=r"node 'A' of the old model has a student_t_root mechanism.*"
+                                            r"estimator='auto' or 'monte_carlo'"):
+        attribute_distribution_change(old_model, OLD.oracle_model(), TARGET, estimator="analytic")
     # a non-linear-Gaussian node that is not a player does not matter
     other = OLD.oracle_model()
     other.nodes_["F"] = replace(other.nodes_["F"], mechanism=StudentTRoot())
-    attribute_distribution_change(other, OLD.oracle_model(), TARGET)
+    assert attribute_distribution_change(other, OLD.oracle_model(), TARGET).settings["estimator"] == "analytic"
 
 
 def test_models_must_share_the_graph():
@@ -321,6 +322,11 @@ def test_bad_options_are_refused():
         result.changed(alpha=1.5)
     with pytest.raises(BayesRCAError, match="max_exact_players"):
         attribute_distribution_change(OLD.oracle_model(), OLD.oracle_model(), TARGET, max_exact_players=0)
+    with pytest.raises(BayesRCAError, match="unknown estimator 'exact'"):
+        attribute_distribution_change(OLD.oracle_model(), OLD.oracle_model(), TARGET, estimator="exact")
+    with pytest.raises(BayesRCAError, match="num_samples"):
+        attribute_distribution_change(OLD.oracle_model(), OLD.oracle_model(), TARGET, estimator="monte_carlo",
+                                      num_samples=5)
 
 
 def test_draw_counts_must_pair(old_data):
@@ -378,3 +384,198 @@ def test_forest_plot_is_written(fitted_results, tmp_path):
     path = tmp_path / "change.png"
     fitted_results["interacting"]["mean"].plot(path=path)
     assert path.stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------------ Monte Carlo
+# The Monte Carlo game is checked against the closed form: point models at the true parameters, repeated as
+# many identical "draws", make every draw an independent Monte Carlo replicate of the same exact value, so the
+# spread over draws is the Monte Carlo error itself (and the reported standard errors are checked against it).
+REPLICATES = 100
+MC_SAMPLES = 2000
+
+
+def repeated(model: BayesianSCM, draws: int) -> BayesianSCM:
+    """``model`` with its single draw repeated ``draws`` times."""
+    for name, node in model.nodes_.items():
+        params = {key: value.expand(draws, *value.shape[1:]).clone() for key, value in node.params.items()}
+        model.nodes_[name] = replace(node, posterior=replace(node.posterior, params=params))
+    return model
+
+
+def with_mechanisms(model: BayesianSCM, system: LinearGaussianSystem, family: str, **extra) -> BayesianSCM:
+    """The oracle ``model`` with every node's mechanism replaced by ``family`` at the same location.
+
+    ``"student_t"``: linear with Student-t noise of ``df`` degrees of freedom, scaled so that the noise variance
+    is the system's (so the mean and variance functionals have the linear-Gaussian closed form).
+    ``"fourier"``: random Fourier features on top of the linear location, their coefficients ``coef`` (0: the
+    linear-Gaussian model itself).
+    """
+    from bayes_rca.mechanisms import FourierGaussian, LinearStudentT
+
+    for name, node in model.nodes_.items():
+        bias = torch.tensor([system.intercepts[name]], dtype=torch.float64)
+        weight = torch.tensor([[system.coefficients[p, name] for p in node.parents]], dtype=torch.float64)
+        sd = system.noise_sd[name]
+        if family == "student_t":
+            df = extra["df"]
+            mechanism = LinearStudentT() if node.parents else StudentTRoot()
+            params = {"bias": bias, "noise_scale": torch.tensor([sd * math.sqrt((df - 2) / df)], dtype=torch.float64),
+                      "df_minus_two": torch.tensor([df - 2.0], dtype=torch.float64)}
+            if node.parents:
+                params["weight"] = weight
+        elif family == "fourier" and node.parents:
+            mechanism = FourierGaussian(num_features=8)
+            mechanism.setup(len(node.parents), extra.get("seed", 0))
+            params = {"bias": bias, "weight": weight, "noise_scale": torch.tensor([sd], dtype=torch.float64),
+                      "shrinkage": torch.tensor([extra["coef"]], dtype=torch.float64),
+                      "coef_raw": torch.linspace(-1.0, 1.0, 8, dtype=torch.float64).unsqueeze(0)}
+        else:
+            continue
+        model.nodes_[name] = replace(node, mechanism=mechanism, posterior=replace(node.posterior, params=params))
+    return model
+
+
+def repeated_with(system_: LinearGaussianSystem, draws: int, family: str, **extra) -> BayesianSCM:
+    return repeated(with_mechanisms(system_.oracle_model(), system_, family, **extra), draws)
+
+
+def monte_carlo(old_model, new_model, functional, **options):
+    return attribute_distribution_change(old_model, new_model, TARGET, functional, estimator="monte_carlo",
+                                         num_samples=options.pop("num_samples", MC_SAMPLES), **options)
+
+
+def check_against_closed_form(result, expected: dict, mcse_tolerance: float = 0.3) -> None:
+    """Mean over replicates within 4 standard errors of the exact value; reported MCSE ~ spread over replicates."""
+    for node, value in expected.items():
+        draws = result.contributions[:, result.nodes.index(node)]
+        reported = np.sqrt(np.mean(result.standard_errors[:, result.nodes.index(node)] ** 2))
+        spread = draws.std(ddof=1)
+        assert abs(draws.mean() - value) <= 4 * spread / math.sqrt(len(draws)) + 1e-9, (node, draws.mean(), value)
+        if spread > 1e-9:
+            assert abs(reported / spread - 1) < mcse_tolerance, (node, reported, spread)
+        else:  # exact by common random numbers (a changed intercept), and reported as such
+            assert reported < 1e-9, (node, reported)
+    np.testing.assert_allclose(result.contributions.sum(-1), result.total, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("functional", ["mean", "variance", "std", "quantile(0.9)"])
+@pytest.mark.parametrize("scenario", ["interacting", "coefficient"])
+def test_monte_carlo_on_linear_gaussian_models_matches_the_closed_form(scenario, functional):
+    new = SCENARIOS[scenario]
+    result = monte_carlo(repeated(OLD.oracle_model(), REPLICATES), repeated(new.oracle_model(), REPLICATES),
+                         functional)
+    assert result.settings["estimator"] == "monte_carlo" and result.settings["num_samples"] == MC_SAMPLES
+    check_against_closed_form(result, reference_shapley(OLD, new, TARGET, functional))
+    # the total's own Monte Carlo error is reported and matches its spread
+    assert result.total_standard_error.shape == (REPLICATES,)
+    spread = result.total.std(ddof=1)
+    assert abs(np.sqrt(np.mean(result.total_standard_error**2)) / spread - 1) < 0.3
+    m, v = reference_moments(OLD, new, set(GRAPH), TARGET)
+    assert abs(result.total.mean() - REFERENCE_FUNCTIONALS[functional](
+        m, v, *reference_moments(OLD, new, set(), TARGET))) < 4 * spread / math.sqrt(REPLICATES)
+
+
+@pytest.mark.parametrize("functional", ["mean", "variance"])
+def test_monte_carlo_with_student_t_noise_matches_the_closed_form_of_its_moments(functional):
+    """Linear mechanisms with Student-t noise (df 5) of the same variance: the mean and variance of the target,
+    hence these two functionals, are those of the linear-Gaussian system."""
+    new = SCENARIOS["interacting"]
+    old_model = repeated_with(OLD, REPLICATES, "student_t", df=5.0)
+    new_model = repeated_with(new, REPLICATES, "student_t", df=5.0)
+    result = attribute_distribution_change(old_model, new_model, TARGET, functional, num_samples=4000)
+    assert result.settings["estimator"] == "monte_carlo"  # chosen automatically
+    # heavy tails: the batch estimate of the variance's error is itself noisy, so a looser check of the MCSE
+    check_against_closed_form(result, reference_shapley(OLD, new, TARGET, functional), mcse_tolerance=0.5)
+
+
+def test_monte_carlo_fourier_with_zero_features_is_the_linear_gaussian_model():
+    new = SCENARIOS["interacting"]
+    old_model = repeated_with(OLD, REPLICATES, "fourier", coef=0.0)
+    new_model = repeated_with(new, REPLICATES, "fourier", coef=0.0)
+    result = attribute_distribution_change(old_model, new_model, TARGET, "mean", num_samples=MC_SAMPLES)
+    assert result.settings["estimator"] == "monte_carlo"
+    check_against_closed_form(result, reference_shapley(OLD, new, TARGET, "mean"))
+
+
+def test_unchanged_mechanisms_get_exactly_zero_under_common_random_numbers():
+    """Only D's nonlinear (Fourier) part changes: every other mechanism is the same in both periods, so with
+    common random numbers adding it to a coalition changes no sample, and it gets 0 in every draw (to the
+    rounding of the Shapley weights, 1e-18), and D gets the whole (estimated) change."""
+    old_model = repeated_with(OLD, 20, "fourier", coef=0.5)
+    new_model = repeated_with(OLD, 20, "fourier", coef=0.5)
+    node = new_model.nodes_[TARGET]
+    new_model.nodes_[TARGET] = replace(node, posterior=replace(node.posterior, params={
+        **node.params, "shrinkage": torch.full((20,), 3.0, dtype=torch.float64)}))
+    for functional in ("mean", "variance", "quantile(0.1)"):
+        result = monte_carlo(old_model, new_model, functional)
+        phi = contributions_by_node(result)
+        for other in ("A", "B", "C"):
+            assert np.all(np.abs(phi[other]) < 1e-12), (functional, other)
+        assert np.all(phi["E"] == 0.0) and np.all(phi["F"] == 0.0)
+        np.testing.assert_allclose(phi[TARGET], result.total, rtol=1e-10)
+        assert np.all(result.total != 0.0)
+    # the same with Student-t noise: both periods share its chi-square mixing draws
+    student = repeated_with(OLD, 20, "student_t", df=4.0)
+    shifted = repeated_with(system(intercepts={TARGET: 2.0}), 20, "student_t", df=4.0)
+    result = monte_carlo(student, shifted, "variance")
+    assert np.all(np.abs(result.contributions) < 1e-10)  # a shift of D's intercept leaves the variance as it was
+    result = monte_carlo(student, shifted, "mean")
+    np.testing.assert_allclose(contributions_by_node(result)[TARGET], 1.0, rtol=1e-10)  # 2.0 - 1.0, no MC error
+    assert all(np.all(np.abs(contributions_by_node(result)[n]) < 1e-12) for n in ("A", "B", "C"))
+    # no change at all: exactly zero everywhere, nothing named
+    same = monte_carlo(old_model, old_model, "mean")
+    assert np.all(same.contributions == 0.0) and np.all(same.total == 0.0) and same.changed() == []
+
+
+@pytest.mark.filterwarnings("ignore::bayes_rca.errors.BayesRCAWarning")  # few draws: a noisy R-hat
+def test_monte_carlo_axioms_per_draw_on_fitted_heavy_tailed_models(old_data):
+    """Fitted Student-t mechanisms at B and D: efficiency per draw pair, exact null players, finite."""
+    mechanisms = {"B": "linear_student_t", "D": "linear_student_t"}
+    new_data = SCENARIOS["interacting"].sample(3000, seed=8)
+    result = distribution_change(old_data.iloc[:3000], new_data, GRAPH, TARGET, mechanisms=mechanisms,
+                                 num_draws=50, num_samples=1000, seed=2)
+    assert result.settings["estimator"] == "monte_carlo"
+    phi = contributions_by_node(result)
+    assert np.all(phi["E"] == 0.0) and np.all(phi["F"] == 0.0)
+    np.testing.assert_allclose(result.contributions.sum(-1), result.total, rtol=1e-10, atol=1e-10)
+    verify_change(result.contributions, result.total, result.nodes, result.players)
+    assert result.contributions.shape == (50, 6) and np.all(np.isfinite(result.standard_errors))
+    expected = reference_shapley(OLD, SCENARIOS["interacting"], TARGET, "mean")
+    summary = result.summary(hdi_prob=0.99)
+    assert summary.index[0] == "B" and result.changed()[0] == "B"
+    assert abs(summary.loc["B", "mean"] - expected["B"]) < 0.05 * abs(expected["B"])
+    data = result.to_inference_data()
+    assert data.sample_stats["total_change_mcse"].shape == (1, 50)
+
+
+def test_the_convenience_takes_the_automatic_assignment():
+    old, new = OLD.sample(1000, seed=5), SCENARIOS["root_shift"].sample(1000, seed=6)
+    result = distribution_change(old, new, GRAPH, TARGET, mechanisms="auto", num_draws=50)
+    assert result.changed() == ["A"]
+    with pytest.raises(BayesRCAError, match="mechanisms must be a mapping"):
+        distribution_change(old, new, GRAPH, TARGET, mechanisms="linear")
+
+
+def test_monte_carlo_permutations_agree_with_enumeration():
+    old_model = repeated(OLD.oracle_model(), 10)
+    new_model = repeated(SCENARIOS["interacting"].oracle_model(), 10)
+    exact = monte_carlo(old_model, new_model, "variance", seed=5)
+    sampled = monte_carlo(old_model, new_model, "variance", seed=5, max_exact_players=2, num_permutations=2000)
+    assert sampled.settings["shapley"] == "permutation"
+    np.testing.assert_allclose(sampled.total, exact.total, rtol=1e-12)  # the same game (same seed): same total
+    np.testing.assert_allclose(sampled.contributions.sum(-1), sampled.total, rtol=1e-10)
+    gap = np.abs(sampled.contributions - exact.contributions)
+    assert np.all(gap <= 5 * sampled.standard_errors + 1e-9)
+
+
+def test_the_kl_functional_is_closed_form_only():
+    with pytest.raises(BayesRCAError, match="'kl' functional needs the target's density"):
+        monte_carlo(OLD.oracle_model(), OLD.oracle_model(), "kl")
+
+
+def test_monte_carlo_is_reproducible_and_seeded():
+    old_model, new_model = repeated(OLD.oracle_model(), 5), repeated(SCENARIOS["coefficient"].oracle_model(), 5)
+    a, b = monte_carlo(old_model, new_model, "mean", seed=1), monte_carlo(old_model, new_model, "mean", seed=1)
+    c = monte_carlo(old_model, new_model, "mean", seed=2)
+    np.testing.assert_array_equal(a.contributions, b.contributions)
+    assert np.any(a.contributions != c.contributions)
