@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from bayes_rca.attribution import attribute_outliers
+from bayes_rca.graph import blameable_nodes
 from bayes_rca.harness import metrics
 from bayes_rca.harness.benchmarks import Benchmark, NormalCase, OutlierCase
 from bayes_rca.harness.loading import load_benchmark
@@ -69,10 +70,12 @@ def true_contributions(benchmark: Benchmark, case: OutlierCase) -> pd.Series | N
 
 
 def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase,
-               graph: nx.DiGraph | None = None) -> dict[str, float]:
+               graph: nx.DiGraph | None = None, details: list[pd.DataFrame] | None = None) -> dict[str, float]:
     """All metrics of one answer (those that need a relevance ranking or true parameters are NaN without).
 
     ``graph``: the graph the method was fitted on, whose nodes the answer ranks (default ``benchmark.graph``).
+    ``details``: where true parameters are known, :func:`~bayes_rca.harness.metrics.calibration_table` of the
+    answer (one row per player) is appended to it.
     """
     nodes = list((benchmark.graph if graph is None else graph).nodes)
     scores = attribution.scores.reindex(nodes)
@@ -93,6 +96,11 @@ def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase
     row["interval_width_90"] = metrics.interval_width(answer, nodes)
     row["top_cause_brier"] = metrics.top_cause_brier(answer, case.root_cause) \
         if case.root_cause in nodes else nan
+    if truth is not None:  # calibration over the players only (every other node is 0 in truth and draws)
+        players = truth.reindex(blameable_nodes(benchmark.graph, case.target))
+        row.update(metrics.calibration_metrics(answer, players))
+        if details is not None:
+            details.append(metrics.calibration_table(answer, players))
     return row
 
 
@@ -155,7 +163,7 @@ def run_cell(cell: dict[str, Any]) -> CellResult:
         graph, train = _fit_data(method, benchmark)
         method.fit(graph, train)
         fit_seconds = time.perf_counter() - start
-        rows = []
+        rows, contributions = [], []
         for index, case in enumerate(benchmark.cases):
             start = time.perf_counter()
             head = {"case": index, "name": case.name, "target": case.target, "root_cause": case.root_cause,
@@ -169,9 +177,11 @@ def run_cell(cell: dict[str, Any]) -> CellResult:
             seconds = time.perf_counter() - start
             ranked = attribution.scores.sort_values(ascending=False).index[:3].tolist()
             reported = "" if attribution.reported is None else ",".join(map(str, attribution.reported))
+            details: list[pd.DataFrame] = []
             rows.append({**head, "predicted_top3": ",".join(map(str, ranked)), "reported": reported, "error": "",
                          "attribute_seconds": seconds, "failed": 0.0,
-                         **score_case(attribution, benchmark, case, graph)})
+                         **score_case(attribution, benchmark, case, graph, details)})
+            contributions += [table.assign(case=index, target=str(case.target)) for table in details]
             if attribution.posterior is not None:
                 result.artifacts[f"posterior_case{index}.nc"] = _netcdf_bytes(attribution.posterior)
         cases = pd.DataFrame(rows)
@@ -189,6 +199,8 @@ def run_cell(cell: dict[str, Any]) -> CellResult:
                 result.metrics["specificity"] = 0.0  # it always names a root cause
         result.cases = cases
         result.artifacts["cases.csv"] = cases.to_csv(index=False).encode()
+        if contributions:  # per player: true contribution, intervals, P(top cause) (calibration figures)
+            result.artifacts["contributions.csv"] = pd.concat(contributions).to_csv(index=False).encode()
         result.artifacts["resolved_config.yaml"] = yaml.safe_dump(cell, sort_keys=True).encode()
         plot = _ndcg_plot(cases, cell["method"])
         if plot is not None:

@@ -73,3 +73,58 @@ def top_cause_brier(attribution: Attribution, root_cause: Hashable) -> float:
     outcome = pd.Series(0.0, index=attribution.top_probability.index)
     outcome[root_cause] = 1.0
     return float(((attribution.top_probability - outcome) ** 2).sum())
+
+
+CALIBRATION_LEVELS = (0.5, 0.8, 0.9, 0.95)
+"""Nominal levels of the central intervals whose coverage :func:`calibration_metrics` reports."""
+LARGE_CONTRIBUTION_NATS = 3.0
+"""True contributions above this many nats are also scored on their own (where Monte Carlo tails saturate)."""
+
+
+def calibration_metrics(attribution: Attribution, truth: pd.Series, levels: tuple[float, ...] = CALIBRATION_LEVELS,
+                        large: float = LARGE_CONTRIBUTION_NATS) -> dict[str, float]:
+    """Coverage and width of the central intervals at each of ``levels``, over the players, against ``truth``.
+
+    ``truth`` holds the true contributions of the players only (the target and its ancestors): a node that
+    cannot be blamed is exactly 0 in the truth and in every draw, so it would count as covered whatever the
+    method does. ``player_coverage_<p>`` / ``player_width_<p>``: share of the players whose true contribution
+    lies inside the central ``p`` % interval, and the intervals' mean width; ``large_coverage_<p>`` /
+    ``large_width_<p>``: the same over the players whose true contribution exceeds ``large`` nats (NaN where
+    there is none); ``player_abs_error``: mean absolute error of the scores; ``top_cause_brier_true``: Brier
+    score of P(top cause) against the node with the largest true contribution; ``calib_players`` and
+    ``calib_large``: how many contributions were scored. Coverage and width are NaN for a method without draws,
+    the Brier score for one without P(top cause).
+    """
+    nan = float("nan")
+    nodes = list(truth.index)
+    big = truth[truth > large]
+    row = {"calib_players": float(len(truth)), "calib_large": float(len(big)),
+           "player_abs_error": float((attribution.scores.reindex(nodes) - truth).abs().mean())}
+    for probability in levels:
+        percent = round(100 * probability)
+        row[f"player_coverage_{percent}"] = interval_coverage(attribution, truth, probability)
+        row[f"player_width_{percent}"] = interval_width(attribution, nodes, probability)
+        row[f"large_coverage_{percent}"] = interval_coverage(attribution, big, probability) if len(big) else nan
+        row[f"large_width_{percent}"] = interval_width(attribution, list(big.index), probability) if len(big) \
+            else nan
+    row["top_cause_brier_true"] = top_cause_brier(attribution, truth.idxmax())
+    return row
+
+
+def calibration_table(attribution: Attribution, truth: pd.Series,
+                      levels: tuple[float, ...] = CALIBRATION_LEVELS) -> pd.DataFrame:
+    """One row per player of ``truth`` (as in :func:`calibration_metrics`): its true contribution, the method's
+    score, the central interval bounds at each level (``low_<p>``, ``high_<p>``; NaN without draws), P(top
+    cause) (NaN without) and whether it has the largest true contribution (``true_top``)."""
+    nodes = list(truth.index)
+    table = pd.DataFrame({"node": [str(node) for node in nodes], "truth": truth.to_numpy(dtype=float),
+                          "score": attribution.scores.reindex(nodes).to_numpy(dtype=float)})
+    for probability in levels:
+        interval = attribution.interval(probability)
+        low, high = (None, None) if interval is None else (side.reindex(nodes).to_numpy() for side in interval)
+        table[f"low_{round(100 * probability)}"] = np.nan if low is None else low
+        table[f"high_{round(100 * probability)}"] = np.nan if high is None else high
+    top = attribution.top_probability
+    table["top_probability"] = np.nan if top is None else top.reindex(nodes).to_numpy(dtype=float)
+    table["true_top"] = (truth.index == truth.idxmax()).astype(float)
+    return table

@@ -1,0 +1,138 @@
+"""The paper pipeline end to end on a tiny sweep: logged runs -> LaTeX tables with run ids, figures, main.tex."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+
+from bayes_rca.cli import main
+from bayes_rca.harness.runner import run_experiment
+from bayes_rca.paper import build
+from bayes_rca.paper.build import build_paper
+from bayes_rca.paper.latex import mean_se
+
+EXPERIMENT = "paper_tiny"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A tiny calibration sweep (bayes_rca with intervals, naive without) and one fake benchmark run."""
+    folder = tmp_path_factory.mktemp("paper")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    config = {"name": EXPERIMENT, "seed": 0,
+              "methods": {"bayes_rca": {"num_draws": 30, "keep_posterior": False}, "naive": {}},
+              "benchmark": {"family": "icml2022", "num_nodes": 7, "min_ancestors": 3, "num_rows": 60,
+                            "num_outliers": 2},
+              "sweep": {"benchmark.num_rows": [60, 120], "seed": [0, 1]},
+              "execution": {"executor": "sequential"}, "tracking": {"uri": uri, "experiment": EXPERIMENT}}
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    parent, _ = run_experiment(path, output=folder / "outputs", report=lambda line: None)
+    client = mlflow.MlflowClient(uri)
+    bench_experiment = client.create_experiment("paper_performance_tiny")
+    bench = client.create_run(bench_experiment, tags={"role": "bench"})
+    client.log_param(bench.info.run_id, "nodes", "64")
+    client.log_param(bench.info.run_id, "rows", "2000")
+    for key, value in {"num_ancestors": 16.0, "bayes_rca.fit_s": 0.7, "bayes_rca.attribute_s": 0.54,
+                       "dowhy.fit_s": 31.2, "dowhy.attribute_s": 17.1}.items():
+        client.log_metric(bench.info.run_id, key, value)
+    client.set_terminated(bench.info.run_id, "FINISHED")
+    cells = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
+                               f"tags.mlflow.parentRunId = '{parent}'")
+    return {"uri": uri, "folder": folder, "cells": cells, "bench": bench.info.run_id}
+
+
+@pytest.fixture(scope="module")
+def paper(store):
+    out = store["folder"] / "paper"
+    lines: list[str] = []
+    report = build_paper([EXPERIMENT, "paper_performance_tiny", "no_such_experiment"], out, store["uri"], pdf=False,
+                         report=lines.append)
+    return out, report, lines
+
+
+def _cells(store, method, rows):
+    return [run for run in store["cells"] if run.data.params["method"] == method
+            and run.data.params["benchmark.num_rows"] == str(rows)]
+
+
+def test_calibration_table_has_the_logged_numbers_and_their_run_ids(store, paper):
+    out, report, _ = paper
+    text = (out / "tables" / f"{EXPERIMENT}_coverage_all.tex").read_text()
+    assert r"\toprule" in text and r"\bottomrule" in text and r"\midrule" in text  # booktabs
+    for rows in (60, 120):
+        runs = _cells(store, "bayes_rca", rows)
+        assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)
+        values = [run.data.metrics["player_coverage_90"] for run in runs]
+        se = np.std(values, ddof=1) / np.sqrt(2)
+        cell = mean_se(float(np.mean(values)), float(se))
+        line = next(line for line in text.splitlines() if line.startswith(f"bayes\\_rca & {rows} &"))
+        assert cell in line
+        comment = text.splitlines()[text.splitlines().index(line) - 1]
+        assert comment.startswith("% runs (2):")
+        assert all(run.info.run_id in comment for run in runs)  # the run id of every number, beside it
+    assert "naive" not in text  # no intervals: no coverage row
+    large = (out / "tables" / f"{EXPERIMENT}_coverage_large.tex").read_text()
+    assert "3 nats" in large
+
+
+def test_accuracy_runtime_and_performance_tables(store, paper):
+    out, _, _ = paper
+    accuracy = (out / "tables" / f"{EXPERIMENT}_accuracy.tex").read_text()
+    assert "rows 60" in accuracy and "rows 120" in accuracy  # one block per setting, not pooled
+    runs = _cells(store, "naive", 120)
+    line = next(line for line in accuracy.split("rows 120")[1].splitlines() if line.startswith("naive &"))
+    values = [run.data.metrics["top1_recall"] for run in runs]
+    assert mean_se(float(np.mean(values)), float(np.std(values, ddof=1) / np.sqrt(2))) in line
+    ids = re.findall(r"[0-9a-f]{32}", accuracy)
+    assert {run.info.run_id for run in store["cells"]} <= set(ids)
+    assert (out / "tables" / f"{EXPERIMENT}_runtime.tex").exists()
+    seconds = (out / "tables" / "paper_performance_tiny_seconds.tex").read_text()
+    assert store["bench"] in seconds and "31.20" in seconds and "0.54" in seconds
+
+
+def test_figures_and_main_tex(store, paper):
+    out, report, lines = paper
+    stems = ["coverage_vs_nominal", "width_vs_rows", "reliability", "runtime_vs_rows", "forest", "ndcg"]
+    for stem in stems:
+        for suffix in (".pdf", ".png", ".tex"):
+            path = out / "figures" / f"{EXPERIMENT}_{stem}{suffix}"
+            assert path.exists() and path.stat().st_size > 0, path
+    snippet = (out / "figures" / f"{EXPERIMENT}_coverage_vs_nominal.tex").read_text()
+    assert all(run.info.run_id in snippet for run in _cells(store, "bayes_rca", 60))
+    assert (out / "figures" / "paper_performance_tiny_runtime.png").exists()
+    main_tex = (out / "main.tex").read_text()
+    for path in report.tables:
+        assert rf"\input{{tables/{path.name}}}" in main_tex
+    assert rf"\input{{figures/{EXPERIMENT}_forest.tex}}" in main_tex
+    assert any("no_such_experiment" in line and "skipped" in line for line in lines)  # a clear message
+    assert "no\\_such\\_experiment" in main_tex
+    assert report.pdf is None
+
+
+def test_no_latex_toolchain_stops_cleanly(tmp_path, monkeypatch):
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    pdf, message = build.build_pdf(tmp_path)
+    assert pdf is None and "apt-get install texlive-latex-base texlive-latex-extra latexmk" in message
+
+
+def test_cli_build(store, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)  # the sources, whatever is installed here
+    status = main(["paper", "build", "--experiments", EXPERIMENT, "--tracking-uri", store["uri"], "--out",
+                   str(tmp_path / "out")])
+    assert status == 0
+    assert (tmp_path / "out" / "main.tex").exists()
+    assert "apt-get install" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None and shutil.which("pdflatex") is None,
+                    reason="no LaTeX toolchain (apt-get install texlive-latex-base texlive-latex-extra latexmk)")
+def test_the_sources_compile(paper):
+    out, _, _ = paper
+    pdf, message = build.build_pdf(out)
+    assert pdf is not None and pdf.stat().st_size > 0, message
