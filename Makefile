@@ -31,3 +31,17 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns mlartifacts outputs
+
+# The working tree against an earlier commit (BASELINE) on the bench system, alternating child processes:
+# fails when fit or attribution is more than 1.25x slower or the contributions differ (experiments/bench/README.md).
+BASELINE ?= a993d40
+ROUNDS   ?= 5
+.PHONY: bench-commits
+bench-commits: $(STAMP)
+	$(BIN)/python experiments/bench/bench_commits.py --baseline $(BASELINE) --rounds $(ROUNDS)
+
+# The paper (paper/README.md): LaTeX tables and figures from the logged MLflow runs of the studies; the PDF too
+# when latexmk or pdflatex is found (otherwise it says how to install one). `bayes-rca paper run` runs the studies.
+.PHONY: paper
+paper: $(STAMP)
+	$(BIN)/bayes-rca paper build

@@ -83,35 +83,46 @@ def default_max_exact_players(analytic: bool, num_draws: int) -> int:
     return max(MIN_EXACT_PLAYERS, math.floor(math.log2(EXACT_BUDGET / num_draws)))
 
 
-def _exact_control(game, num_players: int):
-    """The game's exact control variate when its ``2^K`` coalitions fit :data:`EXACT_BUDGET`, else None."""
-    control = game.control_variate() if hasattr(game, "control_variate") else None
-    if control is None or control.score.shape[0] << num_players > EXACT_BUDGET:
-        return None
-    return control
+CONTROL_PERMUTATIONS = 20_000  # permutations of a control variate too large to enumerate (one draw: cheap)
+CONTROL_TOLERANCE = 0.005  # ... drawn in rounds until its Shapley values are this close (nats)
+
+
+def _control(game):
+    """The game's control variate (an exact game, one draw), or None."""
+    return game.control_variate() if hasattr(game, "control_variate") else None
+
+
+def _control_shapley(control, num_players: int, generator: torch.Generator, device: torch.device) -> ShapleyEstimate:
+    """Shapley values of the control variate: exact over ``2^K`` coalitions where that fits
+    :data:`EXACT_BUDGET`, else permutations in rounds until within :data:`CONTROL_TOLERANCE`."""
+    if 1 << num_players <= EXACT_BUDGET:
+        return exact_shapley(control, num_players, control.chunk_size, device)
+    return permutation_shapley(control, num_players, 2000, generator, control.chunk_size, device,
+                               CONTROL_TOLERANCE, CONTROL_PERMUTATIONS)
 
 
 def _shapley(game, num_players: int, max_exact_players: int, num_permutations: int, tolerance: float | None,
              max_permutations: int, generator: torch.Generator, device: torch.device) -> ShapleyEstimate:
-    """Exact Shapley values up to ``max_exact_players``; above, permutations, around an exact control variate
-    where the game has one (the exact Shapley values of the control plus permutations of the difference)."""
+    """Exact Shapley values up to ``max_exact_players``; above, permutations, around a control variate where the
+    game has one (the control's Shapley values plus permutations of the difference)."""
     if num_players <= max_exact_players:
         return exact_shapley(game, num_players, game.chunk_size, device)
-    control = _exact_control(game, num_players)
+    control = _control(game)
     if control is not None:
-        base = exact_shapley(control, num_players, control.chunk_size, device)
+        base = _control_shapley(control, num_players, generator, device)
         game = game.difference(control)
     sampled = permutation_shapley(game, num_players, num_permutations, generator, game.chunk_size, device,
                                   tolerance, max_permutations)
     if control is None:
         return sampled
-    return ShapleyEstimate(base.values + sampled.values, sampled.standard_error)
+    return ShapleyEstimate(base.values + sampled.values,
+                           torch.sqrt(base.standard_error**2 + sampled.standard_error**2))
 
 
 def _shapley_name(num_players: int, max_exact_players: int, game) -> str:
     if num_players <= max_exact_players:
         return "exact"
-    return "permutation" if _exact_control(game, num_players) is None else "permutation_control_variate"
+    return "permutation" if _control(game) is None else "permutation_control_variate"
 
 
 def _check_possible_values(fitted: list[FittedNode], frame: pd.DataFrame) -> None:

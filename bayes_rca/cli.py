@@ -1,4 +1,4 @@
-"""The ``bayes-rca`` command line: ``demo``, ``attribute``, ``check`` and ``experiment``."""
+"""The ``bayes-rca`` command line: ``demo``, ``attribute``, ``change``, ``check`` and ``experiment``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from bayes_rca.attribution import ESTIMATOR_CHOICES
 from bayes_rca.data import row_label
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, GraphError, MissingDataError
 from bayes_rca.graph_io import FORMATS as GRAPH_FORMATS
@@ -73,7 +74,7 @@ def _add_graph_options(parser: argparse.ArgumentParser, required: bool) -> None:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inference", choices=INFERENCE_CHOICES, default="auto",
-                        help="posterior inference: exact conjugate where possible (auto), svi or nuts")
+                        help="posterior inference: exact conjugate or Laplace-proposal MH where possible (auto), svi or nuts")
     parser.add_argument("--draws", type=int, default=200, help="posterior draws per node")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     parser.add_argument("--device", default="cpu", help="torch device for the attribution (cpu, cuda)")
@@ -292,6 +293,110 @@ def _attribute(args: argparse.Namespace, console: Console) -> None:
         console.print(f"logged MLflow run {run_id} in {default_tracking_uri()}", markup=False, soft_wrap=True)
 
 
+def _read_period(path: str, flag: str, args: argparse.Namespace, graph: nx.DiGraph) -> pd.DataFrame:
+    """One period's rows, checked against the graph before any fit; errors name the option and the file."""
+    from bayes_rca.data import validate_complete, validate_training_data
+
+    frame = _read_table(path, args)
+    try:
+        values = validate_training_data(graph, frame)
+        if args.dropna:
+            complete = values.notna().all(axis=1)
+            if not complete.all():
+                warnings.warn(f"{flag} {path}: {int((~complete).sum())} of {len(values)} row(s) have a missing value "
+                              "and are left out (--dropna)", BayesRCAWarning, stacklevel=2)
+            values = values[complete]
+            if len(values) < 2:
+                raise DataError(f"{len(values)} complete row(s) left, at least 2 are needed")
+        else:
+            validate_complete(values, "the file")
+    except DataError as error:
+        hint = " (--dropna leaves such rows out)" if isinstance(error, MissingDataError) and not args.dropna else ""
+        raise DataError(f"{flag} {path}: {error}{hint}") from None
+    return values
+
+
+def _check_change_options(args: argparse.Namespace, mechanisms: dict) -> None:
+    """Fail before the fit on options that cannot hold together."""
+    from bayes_rca.distribution_change import get_functional
+
+    functional = get_functional(args.functional)
+    if not 0 < args.alpha < 1:
+        raise BayesRCAError(f"--alpha must lie strictly between 0 and 1, got {args.alpha!r}")
+    if args.delta is not None and not args.delta >= 0:
+        raise BayesRCAError(f"--delta must be a non-negative number, got {args.delta!r}")
+    other = {node: make_mechanism(spec, node).name for node, spec in mechanisms.items()
+             if not make_mechanism(spec, node).linear_gaussian}
+    closed_form_only = functional.sample_statistic is None
+    for needed, option in ((args.estimator == "analytic", "--estimator analytic"),
+                           (closed_form_only, f"--functional {args.functional} (closed form only)")):
+        if needed and (other or args.auto):
+            which = f"not so for {other} (--mechanism)" if other else "--auto may assign other families"
+            raise BayesRCAError(f"{option} needs linear-Gaussian mechanisms; {which}")
+    if closed_form_only and args.estimator == "monte_carlo":
+        raise BayesRCAError(f"--functional {args.functional} is closed form only: the Monte Carlo estimator has no "
+                            "density of the target; use mean, variance, std or quantile(q)")
+
+
+def _change(args: argparse.Namespace, console: Console) -> None:
+    import json
+
+    from bayes_rca.attribution import resolve_device
+    from bayes_rca.change_report import change_document, log_change, prepare_change_output, print_change, write_change
+    from bayes_rca.distribution_change import attribute_distribution_change, fit_periods
+    from bayes_rca.graph import check_node
+    from bayes_rca.graph_io import read_graph
+    from bayes_rca.tracking import default_tracking_uri, tracking_client
+    from bayes_rca.validation import check_num_samples, check_seed
+
+    if args.statistic is not None and args.metric is None:
+        raise BayesRCAError("--statistic goes with --metric")
+    check_seed(args.seed)
+    check_num_samples(args.samples)
+    resolve_device(args.device)
+    mechanisms = _overrides(args.mechanism)
+    _check_change_options(args, mechanisms)
+    graph = read_graph(args.graph, args.graph_format, dependencies=args.dependencies)
+    check_node(graph, args.target, "target")
+    unknown = [node for node in mechanisms if node not in graph]
+    if unknown:
+        raise GraphError(f"--mechanism names node(s) {unknown} that are not in the graph {args.graph}")
+    before = _read_period(args.before, "--before", args, graph)
+    after = _read_period(args.after, "--after", args, graph)
+    prepare_change_output(args.output)  # a folder that cannot be written fails before the fit
+    if not args.no_track:
+        tracking_client(default_tracking_uri())  # so does a store MLflow cannot open
+    info = Console(stderr=True) if args.json else console
+    start = time.perf_counter()
+    old_model, new_model = fit_periods(before, after, graph, mechanisms, num_draws=args.draws,
+                                       inference=args.inference, seed=args.seed, auto=args.auto,
+                                       labels=(f"--before {args.before}", f"--after {args.after}"),
+                                       n_jobs=args.jobs, num_chains=args.chains)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    result = attribute_distribution_change(old_model, new_model, args.target, args.functional,
+                                           estimator=args.estimator, num_samples=args.samples, device=args.device,
+                                           seed=args.seed)
+    attribute_seconds = time.perf_counter() - start
+    timing = {"fit_seconds": fit_seconds, "attribute_seconds": attribute_seconds}
+    document = change_document(result, args.delta, args.alpha,
+                               {"before": args.before, "after": args.after, "rows_before": len(before),
+                                "rows_after": len(after), **timing})
+    folder = write_change(result, old_model, new_model, args.output, document)
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        print_change(console, result, old_model, new_model, args.delta, args.alpha)
+    info.print(f"fit {fit_seconds:.1f} s (both periods), attribution {attribute_seconds:.2f} s; results in {folder}/",
+               markup=False, soft_wrap=True)
+    if not args.no_track:
+        params = {"graph": args.graph, "before": args.before, "after": args.after, "metric": args.metric,
+                  "statistic": args.statistic, "rows_before": len(before), "rows_after": len(after)}
+        run_id = log_change(result, old_model, new_model, folder, experiment=args.experiment, metrics=timing,
+                            params={key: value for key, value in params.items() if value is not None})
+        info.print(f"logged MLflow run {run_id} in {default_tracking_uri()}", markup=False, soft_wrap=True)
+
+
 def _check(args: argparse.Namespace, console: Console) -> int:
     from bayes_rca.check import check_config
     from bayes_rca.report import print_check
@@ -412,12 +517,49 @@ def build_parser() -> argparse.ArgumentParser:
     attribute.add_argument("--chains", type=int, default=1, help="chains (NUTS)")
     attribute.add_argument("--jobs", type=int, default=1, help="processes fitting nodes in parallel")
     attribute.add_argument("--feature-map", choices=list(FEATURE_MAPS), default="median_cdf_quantile")
-    attribute.add_argument("--estimator", choices=["auto", "analytic", "monte_carlo"], default="auto")
+    attribute.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="auto")
     attribute.add_argument("--samples", type=int, default=2000, help="Monte Carlo samples per coalition")
     attribute.add_argument("--output", default="outputs/attribution", help="folder for the results")
     attribute.add_argument("--experiment", default="bayes_rca-attribute", help="MLflow experiment name")
     _add_model_options(attribute)
     attribute.set_defaults(run=_attribute)
+
+    change = commands.add_parser("change", help="which mechanisms changed between two periods, and how much of the "
+                                                "target's distribution change is each one's")
+    _add_graph_options(change, required=True)
+    change.add_argument("--before", required=True, help="CSV of the old period, one column per node")
+    change.add_argument("--after", required=True, help="CSV of the new period, same columns")
+    change.add_argument("--target", required=True, help="node whose distribution changed")
+    change.add_argument("--functional", default="mean",
+                        help="the change measured: mean (difference of means), variance, std, quantile(q), kl "
+                             "(closed form only)")
+    change.add_argument("--index-col", default=None, help="column of both CSVs to use as row labels")
+    change.add_argument("--metric", default=None,
+                        help="the CSVs have three header rows (service, metric, statistic): use this metric")
+    change.add_argument("--statistic", default=None, help="statistic of --metric (default Average)")
+    change.add_argument("--dropna", action="store_true", help="leave out rows with a missing value (default: error)")
+    change.add_argument("--mechanism", action="append", default=[], metavar="NODE=FAMILY",
+                        help=f"a node's mechanism family ({', '.join(FAMILIES)}); other nodes are linear-Gaussian "
+                             "(closed form) unless --auto")
+    change.add_argument("--auto", action="store_true",
+                        help="assign the mechanisms of nodes without --mechanism automatically in each period")
+    change.add_argument("--estimator", choices=["auto", "analytic", "monte_carlo"], default="auto",
+                        help="closed form where every player is linear-Gaussian (auto), or Monte Carlo")
+    change.add_argument("--samples", type=int, default=4000,
+                        help="Monte Carlo samples per draw pair and coalition (Monte Carlo only)")
+    change.add_argument("--delta", type=float, default=None,
+                        help="smallest contribution that counts as a change, in the functional's units "
+                             "(default: a tenth of the old target's sd, or of its variance)")
+    change.add_argument("--alpha", type=float, default=0.05,
+                        help="a mechanism is named changed when P(|contribution| > delta) > 1 - alpha")
+    change.add_argument("--chains", type=int, default=1, help="chains (NUTS)")
+    change.add_argument("--jobs", type=int, default=1, help="processes fitting nodes in parallel")
+    change.add_argument("--json", action="store_true",
+                        help="print the result as JSON on stdout (messages go to stderr)")
+    change.add_argument("--output", default="outputs/change", help="folder for the results")
+    change.add_argument("--experiment", default="bayes_rca-change", help="MLflow experiment name")
+    _add_model_options(change)
+    change.set_defaults(run=_change)
 
     check = commands.add_parser("check", help="before fitting: what could go wrong and which nodes can be blamed")
     check.add_argument("config", nargs="?", default=None, help="an experiment config to check (or give --graph)")
@@ -444,6 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "sqlite:///mlflow.db here)")
         sub.add_argument("--output", default="outputs", help="folder for written tables")
         sub.set_defaults(run=handler)
+    from bayes_rca.paper.cli import add_paper_commands  # paper run | bench | build (bayes_rca/paper/)
+
+    add_paper_commands(commands)
     return parser
 
 
