@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from rich.console import Console
 
 from bayes_rca.change_results import DistributionChangeResult
 from bayes_rca.errors import BayesRCAError
-from bayes_rca.report import frame_table
+from bayes_rca.report import frame_table, prepare_output
 from bayes_rca.scm import BayesianSCM
 
 CHANGE_FILES = ("change_contributions.csv", "change_total.csv", "mechanisms_before.csv", "mechanisms_after.csv",
@@ -25,27 +24,9 @@ MECHANISM_COLUMNS = ["family", "method", "rows", "parameters", "converged"]
 
 
 def prepare_change_output(folder: str | Path) -> Path:
-    """Create ``folder``, check that it can be written, and remove the :data:`CHANGE_FILES` an earlier run left.
-
-    Raises
-    ------
-    BayesRCAError
-        ``folder`` is a file, or cannot be created or written to.
-    """
-    import tempfile
-
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise BayesRCAError(f"output folder {folder} is an existing file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-        for name in CHANGE_FILES:
-            (folder / name).unlink(missing_ok=True)
-    except OSError as error:
-        raise BayesRCAError(f"cannot write to output folder {folder}: {error.strerror or error}") from None
-    return folder
+    """Create ``folder``, check that it can be written, and remove the :data:`CHANGE_FILES` an earlier run left
+    (:func:`bayes_rca.report.prepare_output`)."""
+    return prepare_output(folder, CHANGE_FILES)
 
 
 def _mechanisms(model: BayesianSCM) -> pd.DataFrame:
@@ -125,9 +106,7 @@ def log_change(result: DistributionChangeResult, old_model: BayesianSCM, new_mod
                metrics: dict[str, float] | None = None, tracking_uri: str | None = None) -> str:
     """Log one distribution-change attribution as an MLflow run (settings, mechanism families of both periods,
     total change, top contribution, the :data:`CHANGE_FILES`) and return its run id."""
-    from mlflow.entities import Metric, Param
-
-    from bayes_rca.tracking import _batches, default_tracking_uri, experiment_id, mlflow_key, tracking_client
+    from bayes_rca.tracking import default_tracking_uri, experiment_id, log_run, mlflow_key, tracking_client
 
     tracking_uri = tracking_uri or default_tracking_uri()
     client = tracking_client(tracking_uri)
@@ -142,18 +121,5 @@ def log_change(result: DistributionChangeResult, old_model: BayesianSCM, new_mod
                "num_changed": float(len(result.changed())) if result.default_delta is not None else float("nan"),
                "max_mcse": float(result.standard_errors.max()), **(metrics or {})}
     numbers = {key: value for key, value in numbers.items() if math.isfinite(value)}
-    now = int(time.time() * 1000)
-    run_id = client.create_run(experiment_id(client, experiment, tracking_uri),
-                               tags={"top_change": str(summary.index[0])}).info.run_id
-    try:
-        for batch in _batches([Param(key, str(value)[:6000]) for key, value in values.items()]):
-            client.log_batch(run_id, params=batch)
-        client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in numbers.items()])
-        for name in CHANGE_FILES:
-            if (Path(artifacts_dir) / name).is_file():
-                client.log_artifact(run_id, str(Path(artifacts_dir) / name))
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
-        raise
-    client.set_terminated(run_id, status="FINISHED")
-    return run_id
+    return log_run(client, experiment_id(client, experiment, tracking_uri), {"top_change": str(summary.index[0])},
+                   values, numbers, artifacts_dir, CHANGE_FILES)

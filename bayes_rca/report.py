@@ -43,7 +43,7 @@ OUTPUT_FILES = ("contributions.csv", "it_score.csv", "contributions_pooled.csv",
                 "attribution.nc")  # every file write_attribution writes; only these are cleared and logged
 
 
-def prepare_output(folder: str | Path) -> Path:
+def prepare_output(folder: str | Path, files: tuple[str, ...] | None = None) -> Path:
     """Create ``folder`` if needed, check that files can be written there, and remove the files of
     :data:`OUTPUT_FILES` an earlier run left in it (other files are kept). Call it before fitting.
 
@@ -59,7 +59,7 @@ def prepare_output(folder: str | Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
-        for name in OUTPUT_FILES:
+        for name in OUTPUT_FILES if files is None else files:
             (folder / name).unlink(missing_ok=True)
     except OSError as error:
         raise BayesRCAError(f"cannot write to output folder {folder}: {error.strerror or error}") from None

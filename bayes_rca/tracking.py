@@ -91,10 +91,6 @@ def log_attribution(result: AttributionResult, model: BayesianSCM, artifacts_dir
     tables, plot, posterior netCDF; other files there are not logged). The store is ``tracking_uri``, else
     :func:`default_tracking_uri`; MLflow's global tracking URI (and ``MLFLOW_TRACKING_URI``) is left as it was.
     """
-    import time
-
-    from mlflow.entities import Metric, Param
-
     from bayes_rca.report import OUTPUT_FILES
 
     tracking_uri = tracking_uri or default_tracking_uri(project_dir)
@@ -105,17 +101,28 @@ def log_attribution(result: AttributionResult, model: BayesianSCM, artifacts_dir
     values = {**result.settings, "target": str(result.target), "inference": model.inference,
               "num_draws": model.num_draws, "num_chains": model.num_chains, **(params or {}),
               **{mlflow_key(f"mechanism.{node}"): family for node, family in report["family"].items()}}
-    now = int(time.time() * 1000)
     numbers = {"it_score_mean": float(result.scores.mean()), "top_contribution_mean": float(first["mean"].iloc[0]),
                "top_cause_probability": float(first["p_top_cause"].iloc[0]),
                "max_mcse": float(result.standard_errors.max()), **(metrics or {})}
-    run_id = client.create_run(experiment_id(client, experiment, tracking_uri),
-                               tags={"top_cause": str(first.index[0])}).info.run_id
+    return log_run(client, experiment_id(client, experiment, tracking_uri), {"top_cause": str(first.index[0])},
+                   values, numbers, artifacts_dir, OUTPUT_FILES)
+
+
+def log_run(client, experiment: str, tags: dict[str, str], params: dict, metrics: dict[str, float],
+            artifacts_dir: str | Path, files: tuple[str, ...]) -> str:
+    """One finished MLflow run in experiment id ``experiment``: params, metrics and the ``files`` found in
+    ``artifacts_dir``; marked FAILED (and the error re-raised) if logging fails. Returns the run id."""
+    import time
+
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    run_id = client.create_run(experiment, tags=tags).info.run_id
     try:
-        for batch in _batches([Param(key, str(value)[:6000]) for key, value in values.items()]):
+        for batch in _batches([Param(key, str(value)[:6000]) for key, value in params.items()]):
             client.log_batch(run_id, params=batch)
-        client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in numbers.items()])
-        for name in OUTPUT_FILES:
+        client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in metrics.items()])
+        for name in files:
             if (Path(artifacts_dir) / name).is_file():
                 client.log_artifact(run_id, str(Path(artifacts_dir) / name))
     except BaseException:
