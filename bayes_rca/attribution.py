@@ -122,7 +122,7 @@ def _shapley(game, num_players: int, max_exact_players: int, num_permutations: i
 def _shapley_name(num_players: int, max_exact_players: int, game) -> str:
     if num_players <= max_exact_players:
         return "exact"
-    return "permutation" if _control(game) is None else "permutation_control_variate"
+    return "permutation_control_variate" if getattr(game, "has_control_variate", False) else "permutation"
 
 
 def _check_possible_values(fitted: list[FittedNode], frame: pd.DataFrame) -> None:

@@ -86,6 +86,26 @@ def abduct_noise(nodes: list[FittedNode], values: torch.Tensor,
     return torch.stack(noise, dim=-1)
 
 
+def total_effects(players: Players) -> tuple[torch.Tensor, torch.Tensor]:
+    """``effect (D, K)`` of every ``X_j`` on ``X_t`` (row ``t`` of ``(I - B)^{-1}``, solved as
+    ``(I - B)^T a = e_t``) and intercepts ``(D, K)`` in data units, for players linear in their parents."""
+    nodes, dtype, device = players.nodes, players.noise.dtype, players.noise.device
+    draws, num = players.noise.shape[0], len(nodes)
+    coupling = torch.zeros(draws, num, num, dtype=dtype, device=device)
+    intercepts = []
+    for k, (node, parents) in enumerate(zip(nodes, players.parent_index)):
+        bias, weight = node.linear_coefficients()
+        if parents:
+            coupling[:, k, parents] = weight
+        intercepts.append(bias)
+    eye = torch.eye(num, dtype=dtype, device=device).expand(draws, num, num)
+    unit = torch.zeros(draws, num, 1, dtype=dtype, device=device)
+    unit[:, -1] = 1.0
+    with one_thread():
+        effect = torch.linalg.solve_triangular((eye - coupling).transpose(-1, -2), unit, upper=True).squeeze(-1)
+    return effect, torch.stack(intercepts, -1)
+
+
 def _log_interval(noise, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """``log P(low <= N <= high)``, from the tail on the side away from zero for accuracy far out."""
     if isinstance(noise, GaussianNoise):
@@ -125,31 +145,16 @@ class LinearGaussianGame:
     """
 
     def __init__(self, players: Players, feature_map: FeatureMap, tail_df: float | None = None) -> None:
-        nodes, K = players.nodes, len(players.nodes)
-        intercepts, sds, scales = [], [], []
-        draws, dtype, device = players.noise.shape[0], players.noise.dtype, players.noise.device
-        coupling = torch.zeros(draws, K, K, dtype=dtype, device=device)
-        for k, (node, parents) in enumerate(zip(nodes, players.parent_index)):
-            bias, weight, noise_sd = node.linear_gaussian()
-            if parents:
-                coupling[:, k, parents] = weight
-            intercepts.append(bias)
-            sds.append(noise_sd)
-            scales.append(node.standardizer.scale)
-        intercept, noise_sd = torch.stack(intercepts, -1), torch.stack(sds, -1)
-        scale = torch.tensor(scales, dtype=dtype, device=device)
-        # total effects of every X_j on X_t: row t of (I - B)^{-1}, solved as (I - B)^T a = e_t
-        eye = torch.eye(K, dtype=dtype, device=device).expand(draws, K, K)
-        unit = torch.zeros(draws, K, 1, dtype=dtype, device=device)
-        unit[:, -1] = 1.0
-        with one_thread():
-            effect = torch.linalg.solve_triangular((eye - coupling).transpose(-1, -2), unit, upper=True).squeeze(-1)
+        effect, intercept = total_effects(players)
+        noise_sd = torch.stack([node.linear_gaussian()[2] for node in players.nodes], -1)
+        scale = torch.tensor([node.standardizer.scale for node in players.nodes], dtype=effect.dtype,
+                             device=effect.device)
         self.alpha = effect * scale  # (D, K): effect of one standardised noise unit on X_t
         self.variance_share = self.alpha**2 * noise_sd**2  # (D, K): each noise's share of Var(X_t)
         self.shift = self.alpha.unsqueeze(1) * players.noise  # (D, R, K): observed noise's share of x_t
         self.observed = players.values[:, -1]  # (R,)
         marginal = GaussianMarginal((effect * intercept).sum(-1), torch.sqrt(self.variance_share.sum(-1)))
-        self.lo, self.hi = feature_map.thresholds(marginal, self.observed.expand(draws, -1))
+        self.lo, self.hi = feature_map.thresholds(marginal, self.observed.expand(effect.shape[0], -1))
         self.tail_df = tail_df
         if tail_df is None:
             self.score = it_score(marginal, self.lo, self.hi)  # (D, R)

@@ -26,10 +26,9 @@ import math
 
 import torch
 
-from bayes_rca.counterfactual import NUM_BATCHES, Players, _full_and_empty
-from bayes_rca.noise import GaussianNoise, StudentTNoise
+from bayes_rca.counterfactual import NUM_BATCHES, Players, _full_and_empty, total_effects
+from bayes_rca.noise import GaussianNoise, StudentTNoise, _chi2_sample
 from bayes_rca.scores import FeatureMap, GaussianMarginal, gaussian_log_tail, student_t_log_tail
-from bayes_rca.threads import one_thread
 
 _MAX_ELEMENTS = 1 << 22  # per chunk of draws x samples x coalitions
 _BLOCK_ELEMENTS = 1 << 18  # per call of the exact control variate (draws x coalitions)
@@ -45,29 +44,8 @@ def supports_scale_mixture_game(players: list) -> bool:
                and isinstance(node.noise(), GaussianNoise | StudentTNoise) for node in players)
 
 
-def total_effects(players: Players) -> tuple[torch.Tensor, torch.Tensor]:
-    """``effect (D, K)`` of every ``X_j`` on ``X_t`` (row ``t`` of ``(I - B)^{-1}``) and intercepts ``(D, K)``."""
-    nodes, dtype, device = players.nodes, players.noise.dtype, players.noise.device
-    draws, num = players.noise.shape[0], len(nodes)
-    coupling = torch.zeros(draws, num, num, dtype=dtype, device=device)
-    intercepts = []
-    for k, (node, parents) in enumerate(zip(nodes, players.parent_index)):
-        bias, weight = node.linear_coefficients()
-        if parents:
-            coupling[:, k, parents] = weight
-        intercepts.append(bias)
-    eye = torch.eye(num, dtype=dtype, device=device).expand(draws, num, num)
-    unit = torch.zeros(draws, num, 1, dtype=dtype, device=device)
-    unit[:, -1] = 1.0
-    with one_thread():
-        effect = torch.linalg.solve_triangular((eye - coupling).transpose(-1, -2), unit, upper=True).squeeze(-1)
-    return effect, torch.stack(intercepts, -1)
-
-
 def _gamma(concentration: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """``Gamma(concentration, 1)`` draws from ``generator`` (via the chi-square sampler of :mod:`bayes_rca.noise`)."""
-    from bayes_rca.noise import _chi2_sample
-
     return 0.5 * _chi2_sample(2.0 * concentration, generator)
 
 
@@ -212,6 +190,11 @@ class ScaleMixtureGame:
     def chunk_size(self) -> int:
         draws, samples, _ = self.mixing.shape
         return max(1, _MAX_ELEMENTS // (draws * samples))
+
+    @property
+    def has_control_variate(self) -> bool:
+        """Whether :meth:`control_variate` gives a game (some player is Student-t)."""
+        return self.has_heavy
 
     def control_variate(self) -> CommonScaleGame | None:
         """The exact game whose Shapley values, subtracted and added back, carry most of this game's variation.
