@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Hashable
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from bayes_rca.counterfactual import (
     Players,
 )
 from bayes_rca.data import row_label, validate_outliers
-from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError
+from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, check_choice
 from bayes_rca.graph import blameable_nodes, topological_order
 from bayes_rca.latent import abduct_sampled_noise
 from bayes_rca.node import FittedNode
@@ -26,13 +26,12 @@ from bayes_rca.results import NOT_AN_OUTLIER_NATS, AttributionResult
 from bayes_rca.scale_mixture_game import ScaleMixtureGame, supports_scale_mixture_game
 from bayes_rca.scm import BayesianSCM
 from bayes_rca.scores import FeatureMap, get_feature_map
-from bayes_rca.shapley import ShapleyEstimate, exact_shapley, permutation_shapley
+from bayes_rca.shapley import CounterfactualGame, ShapleyEstimate, exact_shapley, permutation_shapley
 from bayes_rca.validation import check_num_samples, check_seed
 from bayes_rca.verification import verify_attribution
 
 Estimator = Literal["auto", "analytic", "scale_mixture", "monte_carlo"]
-ESTIMATOR_CHOICES: tuple[str, ...] = ("auto", "analytic", "scale_mixture", "monte_carlo")
-Game = LinearGaussianGame | ScaleMixtureGame | MonteCarloGame | CappedGame
+ESTIMATOR_CHOICES: tuple[str, ...] = get_args(Estimator)
 EXACT_BUDGET = 200 * 2**17  # draws x coalitions per outlier row enumerated by default: 0.4-0.6 s on 2 CPU cores
 MIN_EXACT_PLAYERS = 12  # the default enumerates at least this many players (the Monte Carlo game exactly this many)
 
@@ -137,8 +136,69 @@ def _check_possible_values(fitted: list[FittedNode], frame: pd.DataFrame) -> Non
                             "cannot produce")
 
 
-def _capped(game: LinearGaussianGame | ScaleMixtureGame | MonteCarloGame, max_nats: float | None) -> Game:
+def _check_options(estimator: str, max_nats: float | None, tail_df: float | None) -> None:
+    check_choice("estimator", estimator, ESTIMATOR_CHOICES)
+    if max_nats is not None and not max_nats > 0:
+        raise BayesRCAError(f"max_nats must be positive, got {max_nats!r}")
+    if tail_df is not None and not tail_df > 0:
+        raise BayesRCAError(f"tail_df must be positive, got {tail_df!r}")
+
+
+def _abduct(fitted: list[FittedNode], frame: pd.DataFrame, num_latent_samples: int, generator: torch.Generator,
+            device: torch.device) -> tuple[Players, bool]:
+    """Every player's noise per posterior draw and row; sampled (draws x samples) where the row does not
+    identify it (missing values, non-invertible mechanisms). Also says whether it was sampled."""
+    values = torch.tensor(frame.to_numpy(), dtype=torch.float64, device=device)
+    sampled = bool(frame.isna().to_numpy().any()) or not all(node.mechanism.invertible for node in fitted)
+    if sampled:
+        return abduct_sampled_noise(fitted, values, num_latent_samples, generator, list(frame.index)), True
+    return Players.abduct(fitted, values), False
+
+
+def choose_estimator(fitted: list[FittedNode], estimator: Estimator = "auto", tail_df: float | None = None) -> str:
+    """The game that ``estimator`` asks for, checked against the players' mechanisms: ``"analytic"``,
+    ``"scale_mixture"`` or ``"monte_carlo"`` (``"auto"``: the first of these that the mechanisms allow).
+
+    Raises
+    ------
+    BayesRCAError
+        An estimator the mechanisms do not allow, naming the nodes at fault.
+    """
+    analytic = all(node.mechanism.linear_gaussian for node in fitted)
+    if estimator == "analytic" and not analytic:
+        families = {node.name: node.mechanism.name for node in fitted if not node.mechanism.linear_gaussian}
+        raise BayesRCAError(f"the analytic estimator needs linear-Gaussian mechanisms; not so for {families}")
+    use_analytic = analytic and estimator not in ("monte_carlo", "scale_mixture")
+    scale_mixture = not use_analytic and estimator != "monte_carlo" and supports_scale_mixture_game(fitted)
+    if estimator == "scale_mixture" and not scale_mixture:
+        families = {node.name: node.mechanism.name for node in fitted
+                    if not supports_scale_mixture_game([node])}
+        raise BayesRCAError("the scale_mixture estimator needs players linear in their parents with Gaussian or "
+                            f"Student-t noise; not so for {families}")
+    if tail_df is not None and not use_analytic:
+        raise BayesRCAError("tail_df (the robust game) needs the analytic estimator: every player linear-Gaussian")
+    return "analytic" if use_analytic else "scale_mixture" if scale_mixture else "monte_carlo"
+
+
+def build_game(players: Players, estimator: str, tau: FeatureMap, num_samples: int, generator: torch.Generator,
+               tail_df: float | None = None, max_nats: float | None = None) -> CounterfactualGame:
+    """The counterfactual game ``g(S)`` of abducted ``players`` for a chosen estimator (see
+    :func:`choose_estimator`), capped at ``max_nats`` if given."""
+    if estimator == "analytic":
+        game = LinearGaussianGame(players, tau, tail_df)
+    elif estimator == "scale_mixture":
+        game = ScaleMixtureGame(players, tau, num_samples, generator)
+    else:
+        game = MonteCarloGame(players, tau, num_samples, generator)
     return game if max_nats is None else CappedGame(game, max_nats)
+
+
+def embed_players(values: np.ndarray, players: list[Hashable], nodes: list[Hashable]) -> np.ndarray:
+    """``(..., K)`` per-player values as ``(..., N)`` over all graph ``nodes``, zero for non-players (nodes that
+    are neither the target nor its ancestors: the null players, whose noise cannot reach the target)."""
+    full = np.zeros(values.shape[:-1] + (len(nodes),))
+    full[..., [nodes.index(p) for p in players]] = values
+    return full
 
 
 def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFrame | pd.Series,
@@ -177,9 +237,7 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
         Enumerate all ``2^K`` coalitions up to this many players (exact Shapley values, no Monte Carlo error);
         sample antithetic permutations above. None: as many as fit a fixed cost per row
         (:func:`default_max_exact_players`: 17 at 200 draws for the analytic estimator, 12 for Monte Carlo). The
-        permutation estimate's error is common to all posterior draws, so it shifts the whole posterior; on a
-        17-player target, 1000 permutations left errors of 0.18 nats where the posterior sd was below 0.09,
-        while all 2^17 coalitions x 200 draws took 0.4-0.6 s on 2 cores.
+        permutation estimate's error is common to all posterior draws, so it shifts the whole posterior.
     num_permutations : int
         Permutations (in antithetic pairs) when sampling; with ``tolerance``, per round.
     tolerance : float, optional
@@ -206,7 +264,9 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     seed : int
         Seed of all Monte Carlo and permutation draws; the same seed gives the same numbers.
     verify : bool
-        Check efficiency, null player and finiteness (raises :class:`~bayes_rca.errors.VerificationError`).
+        Check the game's Shapley values for efficiency and finiteness before non-players are filled in with
+        zeros (:func:`~bayes_rca.verification.verify_attribution`; raises
+        :class:`~bayes_rca.errors.VerificationError`).
 
     Returns
     -------
@@ -218,14 +278,8 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     """
     if not model.nodes_:
         raise RuntimeError("the model is not fitted yet; call model.fit(data) first")
-    if estimator not in ESTIMATOR_CHOICES:
-        raise BayesRCAError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATOR_CHOICES)}")
-    if max_nats is not None and not max_nats > 0:
-        raise BayesRCAError(f"max_nats must be positive, got {max_nats!r}")
-    if tail_df is not None and not tail_df > 0:
-        raise BayesRCAError(f"tail_df must be positive, got {tail_df!r}")
+    _check_options(estimator, max_nats, tail_df)
     seed, num_samples = check_seed(seed), check_num_samples(num_samples)
-    nodes = topological_order(model.graph)
     players = blameable_nodes(model.graph, target)
     _warn_if_alone(players, target)
     frame = validate_outliers(outliers, players, missing_allowed=players[:-1], target=target)
@@ -233,63 +287,37 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     tau = get_feature_map(feature_map)
     generator = torch.Generator(device).manual_seed(seed)
     fitted = [model.nodes_[name].to(device) for name in players]
-    values = torch.tensor(frame.to_numpy(), dtype=torch.float64, device=device)
+    _check_possible_values(fitted, frame)
+    abducted, sampled_noise = _abduct(fitted, frame, num_latent_samples, generator, device)
+    chosen = choose_estimator(abducted.nodes, estimator, tail_df)
+    if max_exact_players is None:
+        max_exact_players = default_max_exact_players(chosen == "analytic", abducted.noise.shape[0])
+    shapley_options = dict(max_exact_players=max_exact_players, num_permutations=num_permutations,
+                           tolerance=tolerance, max_permutations=max_permutations, generator=generator,
+                           device=device)
+    if chosen == "analytic":  # one exact game for every row at once
+        rows = [abducted]
+    else:  # a Monte Carlo game per row: its samples and permutations are per row
+        rows = [Players(abducted.nodes, abducted.values[r:r + 1], abducted.noise[:, r:r + 1])
+                for r in range(abducted.values.shape[0])]
+    games = [build_game(one, chosen, tau, num_samples, generator, tail_df, max_nats) for one in rows]
+    estimates = [_shapley(game, len(players), **shapley_options) for game in games]
+    contributions = torch.cat([e.values for e in estimates], 1)
+    errors = torch.cat([e.standard_error for e in estimates], 1)
+    scores = torch.cat([game.score for game in games], 1).cpu().numpy()
+    outlier_labels = list(frame.index)
+    if verify:  # on the game's own values, before non-players are filled in
+        verify_attribution(contributions.cpu().numpy(), scores, players, outlier_labels)
+    nodes = topological_order(model.graph)
     missing = {label: frame.columns[frame.loc[label].isna()].tolist() for label in frame.index
                if frame.loc[label].isna().any()}
-    _check_possible_values(fitted, frame)
-    sampled_noise = bool(missing) or not all(node.mechanism.invertible for node in fitted)
-    if sampled_noise:
-        abducted = abduct_sampled_noise(fitted, values, num_latent_samples, generator, list(frame.index))
-        fitted = abducted.nodes
-    else:
-        abducted = Players.abduct(fitted, values)
-    analytic = all(node.mechanism.linear_gaussian for node in fitted)
-    if estimator == "analytic" and not analytic:
-        families = {node.name: node.mechanism.name for node in fitted if not node.mechanism.linear_gaussian}
-        raise BayesRCAError(f"the analytic estimator needs linear-Gaussian mechanisms; not so for {families}")
-    use_analytic = analytic and estimator not in ("monte_carlo", "scale_mixture")
-    scale_mixture = not use_analytic and estimator != "monte_carlo" and supports_scale_mixture_game(fitted)
-    if estimator == "scale_mixture" and not scale_mixture:
-        families = {node.name: node.mechanism.name for node in fitted
-                    if not supports_scale_mixture_game([node])}
-        raise BayesRCAError("the scale_mixture estimator needs players linear in their parents with Gaussian or "
-                            f"Student-t noise; not so for {families}")
-    if tail_df is not None and not use_analytic:
-        raise BayesRCAError("tail_df (the robust game) needs the analytic estimator: every player linear-Gaussian")
-    if max_exact_players is None:
-        max_exact_players = default_max_exact_players(use_analytic, abducted.noise.shape[0])
-    if use_analytic:
-        game = _capped(LinearGaussianGame(abducted, tau, tail_df), max_nats)
-        shapley = _shapley(game, len(players), max_exact_players, num_permutations, tolerance, max_permutations,
-                           generator, device)
-        contributions, errors, scores = shapley.values, shapley.standard_error, game.score
-    else:
-        results = []
-        for row in range(values.shape[0]):
-            one = Players(fitted, values[row:row + 1], abducted.noise[:, row:row + 1])
-            game = _capped(ScaleMixtureGame(one, tau, num_samples, generator) if scale_mixture
-                           else MonteCarloGame(one, tau, num_samples, generator), max_nats)
-            results.append((_shapley(game, len(players), max_exact_players, num_permutations, tolerance,
-                                     max_permutations, generator, device), game.score))
-        contributions = torch.cat([r.values for r, _ in results], 1)
-        errors = torch.cat([r.standard_error for r, _ in results], 1)
-        scores = torch.cat([s for _, s in results], 1)
-    index = [nodes.index(p) for p in players]
-    full = np.zeros((contributions.shape[0], contributions.shape[1], len(nodes)))
-    full_error = np.zeros_like(full)
-    full[..., index] = contributions.cpu().numpy()
-    full_error[..., index] = errors.cpu().numpy()
-    scores_np = scores.cpu().numpy()
-    outlier_labels = list(frame.index)
-    if verify:
-        verify_attribution(full, scores_np, nodes, players, outlier_labels)
     result = AttributionResult(
-        target=target, nodes=nodes, players=players, outliers=outlier_labels, contributions=full,
-        standard_errors=full_error, scores=scores_np, noise=abducted.noise.cpu().numpy(),
-        num_chains=model.num_chains,
-        settings={"feature_map": tau.name,
-                  "estimator": "analytic" if use_analytic else "scale_mixture" if scale_mixture else "monte_carlo",
-                  "shapley": _shapley_name(len(players), max_exact_players, game),
+        target=target, nodes=nodes, players=players, outliers=outlier_labels,
+        contributions=embed_players(contributions.cpu().numpy(), players, nodes),
+        standard_errors=embed_players(errors.cpu().numpy(), players, nodes), scores=scores,
+        noise=abducted.noise.cpu().numpy(), num_chains=model.num_chains,
+        settings={"feature_map": tau.name, "estimator": chosen,
+                  "shapley": _shapley_name(len(players), max_exact_players, games[-1]),
                   "max_exact_players": max_exact_players,
                   "num_samples": num_samples, "num_permutations": num_permutations, "tolerance": tolerance,
                   "seed": seed, "device": str(device), "converged": model.converged_, "max_nats": max_nats,

@@ -12,7 +12,6 @@ import pandas as pd
 from rich.console import Console
 
 from bayes_rca.change_results import DistributionChangeResult
-from bayes_rca.errors import BayesRCAError
 from bayes_rca.report import frame_table, prepare_output
 from bayes_rca.scm import BayesianSCM
 

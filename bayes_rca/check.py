@@ -29,6 +29,8 @@ from bayes_rca.graph import (
     validate_graph,
 )
 from bayes_rca.harness.config import expand_cells, load_config
+from bayes_rca.harness.change_benchmark import CHANGE_FAMILY
+from bayes_rca.harness.change_methods import make_change_method
 from bayes_rca.harness.loading import REAL_FAMILIES, benchmark_problem
 from bayes_rca.harness.methods import make_method
 from bayes_rca.mechanisms import Mechanism, bind_to_data, is_binary, make_mechanism
@@ -259,20 +261,26 @@ def check_config(path: str | Path) -> CheckReport:
     points = math.prod(len(values) for values in config.sweep.values())
     findings = [Finding("info", "cells", f"{len(cells)} cells: {points} sweep point(s) x {len(config.methods)} "
                                          "method(s)")]
-    findings += [_method_finding(name, options or {}) for name, options in config.methods.items()]
+    families = sorted({cell["benchmark"]["family"] for cell in cells})
+    findings += [_method_finding(name, options or {}, families) for name, options in config.methods.items()]
     benchmarks = {json.dumps(cell["benchmark"], sort_keys=True): cell["benchmark"] for cell in cells}
     for bench in benchmarks.values():
         problem = benchmark_problem(bench)
         label = bench["family"] if bench["family"] not in REAL_FAMILIES else \
             f"{bench['family']} {bench['scenario']}/{bench['split']} {bench['metric']} {bench['statistic']}"
+        if bench["family"] == CHANGE_FAMILY:
+            label = f"{bench['family']} {bench['functional']}"
         findings.append(Finding("error", "benchmark", problem) if problem else
                         Finding("info", "benchmark", f"benchmark {label!r}"))
     return CheckReport(findings)
 
 
-def _method_finding(name: str, options: dict) -> Finding:
+def _method_finding(name: str, options: dict, families: list[str]) -> Finding:
+    """Whether the method builds from the registry of each benchmark family it runs on (the change methods for
+    the ``distribution_change`` family, the outlier methods for every other one)."""
     try:
-        make_method(name, **options)
+        for family in families:
+            (make_change_method if family == CHANGE_FAMILY else make_method)(name, **options)
     except BayesRCAError as error:
         return Finding("error", name, str(error))
     return Finding("info", name, f"method {name!r} with options {options!r}")

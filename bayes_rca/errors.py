@@ -41,3 +41,18 @@ class ConfigError(BayesRCAError):
 
 class BayesRCAWarning(UserWarning):
     """Input that is used, but deserves attention: a constant column, an unconverged fit, a lone target."""
+
+
+def check_choice(what: str, value: object, choices: tuple[str, ...], error: type[BayesRCAError] = BayesRCAError) -> None:
+    """Raise ``error`` unless ``value`` is one of ``choices``, naming the option and listing the choices.
+
+    Examples
+    --------
+    >>> check_choice("estimator", "exact", ("auto", "analytic"))
+    Traceback (most recent call last):
+    ...
+    bayes_rca.errors.BayesRCAError: unknown estimator 'exact'; choose one of auto, analytic
+    """
+    if value not in choices:
+        raise error(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+

@@ -31,7 +31,7 @@ from bayes_rca.assignment import (
 )
 from bayes_rca.data import near_constant_columns, near_constant_message, validate_training_data
 from bayes_rca.diagnostics import convergence_problems
-from bayes_rca.errors import BayesRCAWarning, MechanismError
+from bayes_rca.errors import BayesRCAWarning, MechanismError, check_choice
 from bayes_rca.graph import check_node, parents_of, topological_order, validate_graph
 from bayes_rca.inference import InferenceOptions, PosteriorFit, fit_posterior
 from bayes_rca.mechanisms import Mechanism, bind_to_data, is_binary, make_mechanism
@@ -175,7 +175,8 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
         if method != posterior.method:
             posterior = fit(mechanism, method)
     if mechanism.linear_in_parents and bool(unseen.any()):
-        posterior = _unseen_parent_weights(posterior, unseen, standardizer, task.unseen_weight_prior, task.seed + 1)
+        prior = mechanism.unseen_weight_prior(len(task.parents)) or task.unseen_weight_prior
+        posterior = _unseen_parent_weights(posterior, unseen, standardizer, prior, task.seed + 1)
     if (task.constant_noise_scale is not None and mechanism.linear_gaussian and len(values) > 1
             and bool(values.std() == 0)):
         posterior = _constant_noise(posterior, task.constant_noise_scale, standardizer)
@@ -269,8 +270,7 @@ class BayesianSCM:
         self.mechanisms = {node: copy.deepcopy(mechanism) for node, mechanism in (mechanisms or {}).items()}
         for node in self.mechanisms:
             check_node(self.graph, node, "mechanism override for")
-        if inference not in INFERENCE_CHOICES:
-            raise MechanismError(f"unknown inference {inference!r}; choose one of {', '.join(INFERENCE_CHOICES)}")
+        check_choice("inference", inference, INFERENCE_CHOICES, MechanismError)
         if num_draws < 1 or num_chains < 1 or num_draws % num_chains:
             raise MechanismError(f"num_draws={num_draws} must be a positive multiple of num_chains={num_chains}")
         self.inference, self.num_draws, self.num_chains = inference, num_draws, num_chains
@@ -279,9 +279,7 @@ class BayesianSCM:
         if len(unseen_weight_prior) != 2 or not unseen_weight_prior[1] >= 0:
             raise MechanismError(f"unseen_weight_prior must be (mean, sd >= 0), got {unseen_weight_prior!r}")
         self.unseen_weight_prior = (float(unseen_weight_prior[0]), float(unseen_weight_prior[1]))
-        if constant_noise not in CONSTANT_NOISE_CHOICES:
-            raise MechanismError(f"unknown constant_noise {constant_noise!r}; choose one of "
-                                 f"{', '.join(CONSTANT_NOISE_CHOICES)}")
+        check_choice("constant_noise", constant_noise, CONSTANT_NOISE_CHOICES, MechanismError)
         self.constant_noise = constant_noise
         self.nodes_: dict[Hashable, FittedNode] = {}
         self.fit_report_: pd.DataFrame | None = None

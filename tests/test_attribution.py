@@ -214,3 +214,38 @@ def test_default_enumerates_every_coalition_within_a_fixed_cost_per_row():
     assert (np.abs(sampled.contributions - result.contributions) <= 5 * sampled.standard_errors + 1e-9).all()
     small = attribute_outliers(system.oracle_model(), "X2", row, estimator="monte_carlo", num_samples=200)
     assert small.settings["max_exact_players"] == 12 and small.settings["shapley"] == "exact"
+
+
+class _BrokenGame:
+    """A correct game with one defect: its score disagrees with its values, or one coalition's value is NaN."""
+
+    def __init__(self, game, defect: str) -> None:
+        self.game, self.defect = game, defect
+        self.score = game.score + 1.0 if defect == "score" else game.score
+        self.chunk_size = game.chunk_size
+
+    def __call__(self, masks):
+        values, batches = self.game(masks)
+        if self.defect == "nan":
+            values = values.clone()
+            values[..., (masks.sum(-1) == 1).nonzero()[:1, 0]] = float("nan")
+        return values, batches
+
+
+@pytest.mark.filterwarnings("ignore::bayes_rca.errors.BayesRCAWarning")  # the row need not be an outlier
+@pytest.mark.parametrize("estimator", ["analytic", "monte_carlo"])
+@pytest.mark.parametrize("defect, message", [("score", "efficiency violated at draw 0"),
+                                             ("nan", "non-finite contribution at draw 0, outlier 'x', node")])
+def test_verification_catches_a_deliberately_broken_game(diamond, fitted_diamond, monkeypatch, estimator, defect,
+                                                         message):
+    import bayes_rca.attribution as attribution
+    from bayes_rca.errors import VerificationError
+
+    row = pd.DataFrame([diamond.sample(1, seed=9).iloc[0]], index=["x"])
+    options = dict(estimator=estimator, num_samples=200)
+    attribute_outliers(fitted_diamond, "d", row, **options)  # the game as built passes
+    build = attribution.build_game
+    monkeypatch.setattr(attribution, "build_game", lambda *a, **k: _BrokenGame(build(*a, **k), defect))
+    with pytest.raises(VerificationError, match=message):
+        attribute_outliers(fitted_diamond, "d", row, **options)
+    attribute_outliers(fitted_diamond, "d", row, verify=False, **options)  # verify=False trusts the game

@@ -95,3 +95,17 @@ def test_laplace_mh_for_a_family_without_the_sampler_is_an_error():
         fit_posterior(GaussianRoot(), torch.zeros(10, 0, dtype=torch.float64), torch.randn(10, dtype=torch.float64),
                       "laplace_mh", 8)
     assert StudentTRoot.laplace_mh and LinearStudentT.laplace_mh
+
+
+def test_proposal_scale_is_the_inflated_inverse_hessian_and_survives_an_indefinite_one():
+    from bayes_rca.inference.laplace_mh import PROPOSAL_INFLATION, _proposal_factor
+
+    mode = torch.zeros(3, dtype=torch.float64)
+    a = torch.tensor([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 0.5]], dtype=torch.float64)
+    chol = _proposal_factor(mode, a)
+    torch.testing.assert_close(chol @ chol.T, torch.linalg.inv(a) * PROPOSAL_INFLATION, rtol=1e-8, atol=1e-10)
+    indefinite = torch.tensor([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)  # eig -1
+    chol = _proposal_factor(mode, indefinite)
+    assert torch.isfinite(chol).all()
+    scale = torch.linalg.eigvalsh(chol @ chol.T)
+    assert float(scale.max()) > 1e5  # the direction of negative curvature gets a wide proposal, not a crash

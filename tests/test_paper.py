@@ -7,6 +7,7 @@ import shutil
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -54,6 +55,59 @@ def paper(store):
     report = build_paper([EXPERIMENT, "paper_performance_tiny", "no_such_experiment"], out, store["uri"], pdf=False,
                          report=lines.append)
     return out, report, lines
+
+
+STUDENT = "paper_tiny_student_t"
+
+
+@pytest.fixture(scope="module")
+def student_paper(store):
+    """A tiny Student-t calibration study (bayes_rca only, truth by the large Monte Carlo) in the same store, and
+    the paper built from it and the linear-Gaussian sweep."""
+    folder = store["folder"]
+    config = {"name": STUDENT, "seed": 0,
+              "methods": {"bayes_rca": {"num_draws": 30, "keep_posterior": False, "num_samples": 256,
+                                        "num_permutations": 20}},
+              "benchmark": {"family": "student_t", "num_nodes": 7, "min_ancestors": 3, "num_rows": 80,
+                            "num_outliers": 2},
+              "sweep": {"seed": [0, 1]},
+              "execution": {"executor": "sequential"}, "tracking": {"uri": store["uri"], "experiment": STUDENT}}
+    path = folder / "student.yaml"
+    path.write_text(yaml.safe_dump(config))
+    parent, _ = run_experiment(path, output=folder / "outputs_student", report=lambda line: None)
+    client = mlflow.MlflowClient(store["uri"])
+    cells = client.search_runs([client.get_experiment_by_name(STUDENT).experiment_id],
+                               f"tags.mlflow.parentRunId = '{parent}'")
+    out = folder / "paper_student"
+    report = build_paper([EXPERIMENT, STUDENT], out, store["uri"], pdf=False, report=lambda line: None)
+    return {"out": out, "report": report, "cells": cells, "client": client}
+
+
+def test_student_t_rows_come_from_logged_numbers(student_paper, tmp_path):
+    out, cells, client = student_paper["out"], student_paper["cells"], student_paper["client"]
+    assert len(cells) == 2 and all(run.info.status == "FINISHED" for run in cells)
+    assert all(run.data.metrics["truth_se_max"] > 0 for run in cells)  # a Monte Carlo truth, its error logged
+    values = [run.data.metrics["player_coverage_90"] for run in cells]
+    cell = mean_se(float(np.mean(values)), float(np.std(values, ddof=1) / np.sqrt(2)))
+    own = (out / "tables" / f"{STUDENT}_coverage_all.tex").read_text()
+    assert "very large Monte Carlo" in own and cell in own
+    summary = (out / "tables" / "calibration_summary.tex").read_text()
+    block = summary.split(r"\texttt{paper\_tiny\_student\_t}")[1]
+    lines = block.splitlines()
+    line = next(line for line in lines if line.startswith("bayes\\_rca & 80 &"))
+    assert cell in line  # the 90 % column is the logged metric
+    comment = lines[lines.index(line) - 1]
+    assert all(run.info.run_id in comment for run in cells)
+    errors = []
+    for run in cells:  # the truth-SE columns are the per-player truth_se of the runs' artifacts
+        local = client.download_artifacts(run.info.run_id, "contributions.csv", str(tmp_path))
+        errors.append(pd.read_csv(local)["truth_se"])
+    errors = pd.concat(errors)
+    assert f"& {errors.mean():.4f} & {errors.max():.4f} &" in line
+    assert "linear, Student-t(3) noise, 7-node graphs" in summary
+    assert r"\texttt{paper\_tiny}" not in summary  # not a pure calibration study (naive has no intervals)
+    main_tex = (out / "main.tex").read_text()
+    assert r"\input{tables/calibration_summary.tex}" in main_tex and "Coverage at the 90" in main_tex
 
 
 def _cells(store, method, rows):
@@ -113,6 +167,22 @@ def test_figures_and_main_tex(store, paper):
     assert any("no_such_experiment" in line and "skipped" in line for line in lines)  # a clear message
     assert "no\\_such\\_experiment" in main_tex
     assert report.pdf is None
+
+
+def test_an_experiment_without_runs_now_keeps_the_earlier_build(paper, tmp_path):
+    earlier, _, _ = paper
+    out = tmp_path / "paper"
+    shutil.copytree(earlier, out)
+    table = (out / "tables" / f"{EXPERIMENT}_coverage_all.tex").read_text()
+    lines: list[str] = []
+    report = build_paper([EXPERIMENT, "no_such_experiment"], out, f"sqlite:///{tmp_path / 'empty.db'}", pdf=False,
+                         report=lines.append)
+    assert report.kept == [EXPERIMENT] and any("kept experiment" in line for line in lines)
+    main_tex = (out / "main.tex").read_text()
+    assert rf"\input{{tables/{EXPERIMENT}_coverage_all.tex}}" in main_tex
+    assert rf"\input{{figures/{EXPERIMENT}_forest.tex}}" in main_tex and "Kept from an earlier build" in main_tex
+    assert (out / "tables" / f"{EXPERIMENT}_coverage_all.tex").read_text() == table  # untouched, run ids and all
+    assert "no\\_such\\_experiment" in main_tex  # still skipped: nothing earlier
 
 
 def test_no_latex_toolchain_stops_cleanly(tmp_path, monkeypatch):

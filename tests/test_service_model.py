@@ -95,6 +95,32 @@ def test_pass_through_needs_its_parent_scales():
     assert make_mechanism("pass_through_gaussian(weight_sd=0.3)").weight_sd == 0.3
 
 
+@pytest.mark.parametrize("num_parents", [1, 3, 11])
+def test_request_share_prior_is_the_moment_matched_flat_dirichlet_marginal(num_parents):
+    """The share of requests on one of K callees under Dirichlet(1, ..., 1) over (own work, K callees)."""
+    mechanism = make_mechanism("request_share_gaussian").bind_parents(torch.full((num_parents,), 2.0), 4.0)
+    mean, precision = mechanism.coefficient_prior(num_parents, torch.float64)
+    shares = np.random.default_rng(0).dirichlet(np.ones(num_parents + 1), 200_000)[:, 1]
+    ratio = 2.0 / 4.0  # data-unit weight -> standardised weight
+    assert float(mean[1]) == pytest.approx(shares.mean() * ratio, rel=0.01)
+    assert float(precision[1]) ** -0.5 == pytest.approx(shares.std() * ratio, rel=0.01)
+
+
+def test_request_share_weight_keeps_its_prior_where_the_parent_never_moved_and_learns_otherwise():
+    graph = nx.DiGraph([("a", "caller"), ("b", "caller")])
+    rng = np.random.default_rng(5)
+    n = 800
+    data = pd.DataFrame({"a": 100 - np.abs(rng.normal(0, 2, n)), "b": np.full(n, 100.0)})
+    data["caller"] = 100 - 0.3 * (100 - data["a"]) - np.abs(rng.normal(0, 0.05, n))
+    mechanisms = {"a": "gaussian_root", "b": "gaussian_root", "caller": "request_share_gaussian"}
+    model = BayesianSCM(graph, mechanisms=mechanisms, num_draws=4000, progress=False,
+                        constant_noise="finest").fit(data)
+    _, weight = model.node("caller").linear_coefficients()
+    assert abs(float(weight[:, 0].mean()) - 0.3) < 0.02  # the data decide the share of the parent that moved
+    # the parent that never moved keeps the prior share of 1 in 3 (the noise variance scales the prior sd)
+    assert abs(float(weight[:, 1].mean()) - 1 / 3) < 0.03
+
+
 @pytest.mark.parametrize("df", [1.0, 2.0, 3.5, 10.0])
 def test_student_t_tail_matches_scipy_and_stays_exact_far_out(df):
     z = torch.tensor([0.0, 0.3, 2.0, 7.0, 40.0, 1e4, 1e80], dtype=torch.float64)

@@ -12,6 +12,7 @@ composition and half-normal/exponential noise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
@@ -25,13 +26,17 @@ from bayes_rca.synthetic import LinearGaussianSystem
 
 NodeFunction = Callable[[np.ndarray], np.ndarray]
 NOISE_KINDS = ("gaussian", "student_t", "half_normal", "exponential")
+STUDENT_T_DF = 3.0
+"""Degrees of freedom of the ``student_t`` family's noise (standardised to unit variance)."""
 
 
 @dataclass(frozen=True)
 class SyntheticSystem:
     """``X_j = f_j(PA_j) + noise_scale_j * N_j`` with standardised noise ``N_j`` of the given kind.
 
-    ``linear`` is set for linear-Gaussian systems: their exact contributions are then known.
+    ``linear`` is set for linear systems with Gaussian or Student-t noise (the same system as a
+    :class:`~bayes_rca.synthetic.LinearGaussianSystem`, with ``noise_df`` for Student-t): their attribution at
+    the true parameters is then known (:mod:`bayes_rca.harness.truth`).
     """
 
     graph: nx.DiGraph
@@ -46,7 +51,7 @@ class SyntheticSystem:
         if self.noise_kind == "gaussian":
             noise = rng.standard_normal(shape)
         elif self.noise_kind == "student_t":
-            noise = rng.standard_t(3.0, shape) / np.sqrt(3.0)
+            noise = rng.standard_t(STUDENT_T_DF, shape) / np.sqrt(STUDENT_T_DF / (STUDENT_T_DF - 2.0))
         elif self.noise_kind == "half_normal":
             noise = (np.abs(rng.standard_normal(shape)) - np.sqrt(2 / np.pi)) / np.sqrt(1 - 2 / np.pi)
         else:
@@ -219,10 +224,14 @@ def make_system(family: str, num_nodes: int, rng: np.random.Generator) -> Synthe
     scale = {node: 1.0 for node in graph}
     if family == "nonlinear":
         return SyntheticSystem(graph, _nonlinear_functions(graph, coefficients, rng), scale)
-    linear = LinearGaussianSystem(graph, coefficients, {n: 0.0 for n in graph}, scale)
     kind = "student_t" if family == "student_t" else "gaussian"
-    return SyntheticSystem(graph, _linear_functions(graph, coefficients), scale, kind,
-                           linear if kind == "gaussian" else None)
+    if kind == "gaussian":
+        linear = LinearGaussianSystem(graph, coefficients, {n: 0.0 for n in graph}, scale)
+    else:  # unit-variance t noise: scale sqrt((df - 2) / df) of the t distribution
+        shrink = math.sqrt((STUDENT_T_DF - 2.0) / STUDENT_T_DF)
+        linear = LinearGaussianSystem(graph, coefficients, {n: 0.0 for n in graph},
+                                      {n: s * shrink for n, s in scale.items()}, STUDENT_T_DF)
+    return SyntheticSystem(graph, _linear_functions(graph, coefficients), scale, kind, linear)
 
 
 def make_case(system: SyntheticSystem, target: Hashable, rng: np.random.Generator,

@@ -6,7 +6,8 @@ each check's normal rows and scored on whether it names no root cause; one that 
 method that ``uses_raw_data`` is fitted on, asked about and scored over the data as measured where the
 benchmark has them (see :mod:`bayes_rca.harness.real_data`), every other method over the prepared data.
 
-``run_cell`` is a pure function of the resolved cell mapping (same mapping, same numbers), so it can run in
+Cells of the ``distribution_change`` family (two periods, :mod:`bayes_rca.harness.change_cell`) take another
+path. ``run_cell`` is a pure function of the resolved cell mapping (same mapping, same numbers), so it can run in
 this process, a worker process or a Ray task; it returns metrics, a per-case table and artifact bytes, and
 never touches the tracking store.
 """
@@ -28,13 +29,14 @@ import pandas as pd
 import torch
 import yaml
 
-from bayes_rca.attribution import attribute_outliers
 from bayes_rca.graph import blameable_nodes
 from bayes_rca.harness import metrics
 from bayes_rca.harness.benchmarks import Benchmark, NormalCase, OutlierCase
+from bayes_rca.harness.change_benchmark import CHANGE_FAMILY
 from bayes_rca.harness.loading import load_benchmark
 from bayes_rca.harness.methods import make_method
 from bayes_rca.harness.methods.base import Attribution, RCAMethod
+from bayes_rca.harness.truth import true_attribution, truth_error_metrics
 
 NDCG_KS = tuple(range(1, 11))
 
@@ -58,17 +60,6 @@ def _method_for(cell: dict[str, Any]) -> RCAMethod:
     return probe
 
 
-def true_contributions(benchmark: Benchmark, case: OutlierCase) -> pd.Series | None:
-    """Contributions from the true parameters, where the system is linear-Gaussian; else None.
-
-    Exact coalition values; permutation sampling (above 12 players) runs until every standard error is 0.01.
-    """
-    if benchmark.system is None or benchmark.system.linear is None:
-        return None
-    oracle = attribute_outliers(benchmark.system.linear.oracle_model(), case.target, case.row, tolerance=0.01)
-    return pd.Series(oracle.contributions[0, 0], index=oracle.nodes)
-
-
 def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase,
                graph: nx.DiGraph | None = None, details: list[pd.DataFrame] | None = None) -> dict[str, float]:
     """All metrics of one answer (those that need a relevance ranking or true parameters are NaN without).
@@ -87,7 +78,8 @@ def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase
            for k in NDCG_KS}
     row["top1_recall"] = metrics.recall_at_k(answer, case.root_cause, 1) if case.root_cause in nodes else 0.0
     row["top3_recall"] = metrics.recall_at_k(answer, case.root_cause, 3) if case.root_cause in nodes else 0.0
-    truth = true_contributions(benchmark, case)
+    known = true_attribution(benchmark, case)
+    truth = None if known is None else known.contributions
     row["coverage_90"] = metrics.interval_coverage(answer, truth) if truth is not None else nan
     # the relevance ranking is a heuristic; the true-parameter Shapley values are what a method estimates
     row["shapley_top1_agreement"] = metrics.recall_at_k(answer, truth.idxmax(), 1) if truth is not None else nan
@@ -97,10 +89,12 @@ def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase
     row["top_cause_brier"] = metrics.top_cause_brier(answer, case.root_cause) \
         if case.root_cause in nodes else nan
     if truth is not None:  # calibration over the players only (every other node is 0 in truth and draws)
-        players = truth.reindex(blameable_nodes(benchmark.graph, case.target))
+        blameable = blameable_nodes(benchmark.graph, case.target)
+        players, errors = truth.reindex(blameable), known.standard_errors.reindex(blameable)
         row.update(metrics.calibration_metrics(answer, players))
+        row.update(truth_error_metrics(answer, errors))
         if details is not None:
-            details.append(metrics.calibration_table(answer, players))
+            details.append(metrics.calibration_table(answer, players).assign(truth_se=errors.to_numpy(dtype=float)))
     return row
 
 
@@ -153,8 +147,15 @@ def _netcdf_bytes(posterior: Any) -> bytes:
 
 
 def run_cell(cell: dict[str, Any]) -> CellResult:
-    """Run one resolved cell; failures are captured in ``CellResult.error`` with the traceback."""
+    """Run one resolved cell; failures are captured in ``CellResult.error`` with the traceback.
+
+    A cell of the ``distribution_change`` family runs :func:`~bayes_rca.harness.change_cell.run_change_cell`.
+    """
     torch.set_num_threads(1)
+    if cell["benchmark"].get("family") == CHANGE_FAMILY:
+        from bayes_rca.harness.change_cell import run_change_cell  # it imports this module
+
+        return run_change_cell(cell)
     result = CellResult(cell)
     try:
         benchmark = load_benchmark(cell["benchmark"], cell["seed"])

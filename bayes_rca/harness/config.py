@@ -24,13 +24,21 @@ import yaml
 from bayes_rca.errors import ConfigError
 
 
+CHANGE_KINDS = ("coefficient", "noise_scale", "root_shift")
+"""The mechanism changes the ``distribution_change`` family injects (``benchmark.change_kinds``)."""
+
+
 @dataclass
 class BenchmarkConfig:
     """Which systems to generate (:mod:`bayes_rca.harness.benchmarks`) or which real data to read.
 
     ``num_nodes`` to ``min_ancestors`` shape the synthetic families; ``data_root`` to ``specificity`` select the
     cases of the real ``petshop`` family (see :func:`bayes_rca.harness.real_data.petshop_benchmark`);
-    ``data_root`` is relative to the working directory.
+    ``data_root`` is relative to the working directory. The ``distribution_change`` family (two periods with
+    injected mechanism changes, :mod:`bayes_rca.harness.change_benchmark`) reads ``num_nodes``, ``num_rows``
+    (rows per period), ``min_ancestors`` and ``specificity`` (also a no-change case) and its own keys:
+    ``functional`` (the change attributed), ``max_changes`` (1..max_changes mechanisms change) and
+    ``change_kinds`` (of ``coefficient``, ``noise_scale``, ``root_shift``).
     """
 
     family: str = "icml2022"
@@ -45,6 +53,9 @@ class BenchmarkConfig:
     statistic: str = "Average"
     min_observed: int = 10
     specificity: bool = True
+    functional: str = "mean"
+    max_changes: int = 3
+    change_kinds: list[str] = field(default_factory=lambda: list(CHANGE_KINDS))
 
 
 EXECUTORS = ("sequential", "processes", "ray")

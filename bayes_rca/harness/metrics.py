@@ -29,6 +29,19 @@ def recall_at_k(attribution: Attribution, root_cause: Hashable, k: int) -> float
     return _tie_share(attribution.scores, root_cause, k)
 
 
+def set_recall_at_k(scores: pd.Series, relevant: list[Hashable], k: int) -> float:
+    """Share of the ``relevant`` nodes among the top ``k`` of ``scores``, out of at most ``k``.
+
+    ``E|relevant ∩ top k| / min(k, len(relevant))``, tied scores sharing credit (as in :func:`recall_at_k`):
+    1 when the top ``k`` hold as many relevant nodes as they can; at ``k = 1``, whether the top node is one of
+    them. NaN without relevant nodes. A relevant node without a score gets no credit.
+    """
+    if not relevant:
+        return float("nan")
+    hits = sum(_tie_share(scores, node, k) for node in relevant if node in scores.index)
+    return float(hits / min(k, len(relevant)))
+
+
 def ndcg_at_k(attribution: Attribution, relevance: pd.Series, k: int) -> float:
     """Normalised discounted cumulative gain of the method's ranking at ``k``.
 

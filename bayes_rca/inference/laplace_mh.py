@@ -84,9 +84,16 @@ def _mode(design: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 def _proposal_factor(mode: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
-    """Cholesky factor of the proposal's scale: :data:`PROPOSAL_INFLATION` times the inverse Hessian."""
+    """Cholesky factor of the proposal's scale: :data:`PROPOSAL_INFLATION` times the inverse Hessian.
+
+    Where the negative Hessian is not positive definite (a flat or ridged posterior, or a mode the damped Newton
+    steps did not reach), its eigenvalues are floored at ``1e-6`` of the largest: a wider proposal, still a
+    valid independence sampler, whose mixing R-hat reports.
+    """
+    eigenvalues, vectors = torch.linalg.eigh(0.5 * (precision + precision.T))
+    floor = 1e-6 * eigenvalues.abs().max().clamp_min(1.0)
+    covariance = (vectors / eigenvalues.clamp_min(floor)) @ vectors.T * PROPOSAL_INFLATION
     eye = torch.eye(mode.numel(), dtype=mode.dtype)
-    covariance = torch.linalg.inv(precision + 1e-9 * eye) * PROPOSAL_INFLATION
     return torch.linalg.cholesky(0.5 * (covariance + covariance.T) + 1e-12 * eye)
 
 

@@ -20,11 +20,12 @@ from bayes_rca.mechanisms.linear import (
     LinearGaussian,
     LinearStudentT,
     PassThroughGaussian,
+    RequestShareGaussian,
     StudentTRoot,
 )
 
 FAMILIES: dict[str, type[Mechanism]] = {
-    cls.name: cls for cls in (GaussianRoot, StudentTRoot, LinearGaussian, PassThroughGaussian, LinearStudentT,
+    cls.name: cls for cls in (GaussianRoot, StudentTRoot, LinearGaussian, PassThroughGaussian, RequestShareGaussian, LinearStudentT,
                               FourierGaussian,
                               ProbitThreshold, PoissonCount, CensoredGaussian)
 }
@@ -94,5 +95,5 @@ def bind_to_data(mechanism: Mechanism, node: object, values: torch.Tensor, loc: 
 
 
 __all__ = ["FAMILIES", "CensoredGaussian", "FourierGaussian", "GaussianRoot", "LinearGaussian", "LinearStudentT",
-           "Mechanism", "PassThroughGaussian", "Params", "PoissonCount", "ProbitThreshold", "StudentTRoot", "bind_to_data", "is_binary",
+           "Mechanism", "PassThroughGaussian", "Params", "RequestShareGaussian", "PoissonCount", "ProbitThreshold", "StudentTRoot", "bind_to_data", "is_binary",
            "make_mechanism"]

@@ -119,6 +119,11 @@ class Mechanism(ABC):
     def noise(self, params: Params) -> NoiseFamily:
         """The noise family of ``N`` for parameters with leading draw dim ``D`` (tensors of shape ``(D, 1)``)."""
 
+    def unseen_weight_prior(self, num_parents: int) -> tuple[float, float] | None:
+        """Mean and sd (data units) of the weight of a parent that never moved in the training rows, or ``None``
+        for the model's default (:class:`~bayes_rca.scm.BayesianSCM`'s ``unseen_weight_prior``)."""
+        return None
+
     @abstractmethod
     def num_parameters(self, num_parents: int) -> int:
         """Number of scalar parameters for a node with ``num_parents`` parents."""

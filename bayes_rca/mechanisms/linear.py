@@ -109,6 +109,48 @@ class PassThroughGaussian(LinearGaussian):
         return mean, precision
 
 
+class RequestShareGaussian(PassThroughGaussian):
+    """``X = b + w . PA + N``, Gaussian noise, the weights being the shares of requests that wait on each parent.
+
+    A caller's success rate falls by the failure rate of a callee times the share of the caller's requests that
+    call it (the first-order term of the product of successes). With ``K`` parents, the shares of (own work,
+    callee 1, ..., callee K) get the marginal of a flat Dirichlet: ``w ~ Beta(1, K)`` moment-matched by
+    ``Normal(1 / (K + 1), K / ((K + 1)^2 (K + 2)))`` in data units, conjugate as in :class:`PassThroughGaussian`.
+    Where a parent never moved in the normal data, its share is the prior's; where it did, the data decide.
+
+    Examples
+    --------
+    >>> import torch
+    >>> mechanism = RequestShareGaussian().bind_parents(torch.ones(3), 1.0)
+    >>> mean, precision = mechanism.coefficient_prior(3, torch.float64)
+    >>> round(float(mean[1]), 4), round(float(precision[1] ** -0.5), 4)
+    (0.25, 0.1936)
+    """
+
+    name: ClassVar[str] = "request_share_gaussian"
+
+    def __init__(self, a0: float = 1.0, b0: float = 1e-6, bias_var: float = 10.0) -> None:
+        super().__init__(a0=a0, b0=b0, bias_var=bias_var)
+
+    def bind_parents(self, parent_scale: torch.Tensor, scale: float) -> RequestShareGaussian:
+        bound = RequestShareGaussian(self.a0, self.b0, self.bias_var)
+        bound._ratio = parent_scale.to(torch.float64) / scale
+        return bound
+
+    @staticmethod
+    def share_prior(num_parents: int) -> tuple[float, float]:
+        """Mean and sd of ``Beta(1, K)``, the share of one of ``K`` callees under a flat Dirichlet."""
+        k = max(num_parents, 1)
+        return 1.0 / (k + 1), (k / ((k + 1) ** 2 * (k + 2))) ** 0.5
+
+    def coefficient_prior(self, num_parents: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        self.weight_mean, self.weight_sd = self.share_prior(num_parents)
+        return super().coefficient_prior(num_parents, dtype)
+
+    def unseen_weight_prior(self, num_parents: int) -> tuple[float, float]:
+        return self.share_prior(num_parents)
+
+
 class GaussianRoot(LinearGaussian):
     """A root node ``X = b + N``, ``N ~ Normal(0, sigma^2)`` (the zero-parent linear-Gaussian model)."""
 

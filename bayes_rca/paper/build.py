@@ -3,8 +3,10 @@
 What is built depends on what an experiment's runs logged:
 
 * **calibration** (cells with ``player_coverage_*`` metrics, i.e. synthetic benchmarks with known true
-  contributions): coverage of the central 50/80/90/95 % intervals and their width, over all players and over
-  true contributions above 3 nats, Brier score of P(top cause) against the true top cause (a table each);
+  contributions): one table of every pure calibration study side by side (:mod:`bayes_rca.paper.summary`)
+  with a paragraph on where bayes_rca's 90 % coverage falls outside 85--95 %; per experiment, coverage of the
+  central 50/80/90/95 % intervals and their width, over all players and over true contributions above 3 nats,
+  Brier score of P(top cause) against the true top cause (a table each);
   coverage vs nominal level, width vs training size, reliability diagram of P(top cause), runtime vs training
   size, and a forest plot of one attribution (figures).
 * **accuracy** (every other harness experiment): NDCG@k, top-k recall, specificity per method, one block per
@@ -14,8 +16,9 @@ What is built depends on what an experiment's runs logged:
   seconds vs number of ancestors per tool (table and figure).
 
 Every number in a table is a mean over logged cell runs (± standard error over them where there are several),
-with their run ids in a LaTeX comment on the row. A study without runs is skipped with a message naming the
-command that produces it.
+with their run ids in a LaTeX comment on the row. A study without runs in the store keeps what an earlier build
+wrote for it into the output folder (:mod:`bayes_rca.paper.earlier`; marked as kept), or else is skipped with a
+message naming the command that produces it.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_rca.paper.earlier import earlier_sections
 from bayes_rca.paper.latex import Group, Row, Table, escape, figure, mean_se, number
 from bayes_rca.paper.runs import ExperimentRuns, RunStore
 
-DEFAULT_EXPERIMENTS = ("paper_calibration_lg", "paper_calibration_lg_dowhy", "icml2022", "petshop",
-                       "paper_performance")
+DEFAULT_EXPERIMENTS = ("paper_calibration_lg", "paper_calibration_lg_dowhy", "paper_calibration_student_t",
+                       "paper_calibration_student_t_dowhy", "icml2022", "petshop", "paper_performance")
 LEVELS = (50, 80, 90, 95)
 TARGET_LEVEL, TARGET_RANGE = 90, (0.85, 0.95)  # coverage at 90 % outside this range is flagged
 LATEX_INSTALL = "apt-get install texlive-latex-base texlive-latex-extra latexmk"
@@ -52,12 +56,13 @@ CONTEXT_NAMES = {"param.benchmark.scenario": "scenario", "param.benchmark.metric
 
 @dataclass
 class BuildReport:
-    """What ``build_paper`` wrote and skipped, the coverage values it flagged and the PDF (if built)."""
+    """What ``build_paper`` wrote, kept and skipped, the coverage values it flagged and the PDF (if built)."""
 
     out: Path
     tables: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # experiments without runs now, kept from an earlier build
     flags: list[str] = field(default_factory=list)
     pdf: Path | None = None
     pdf_message: str = ""
@@ -166,9 +171,12 @@ def calibration_tables(runs: ExperimentRuns, flags: list[str]) -> list[tuple[str
             groups.append(group)
         what = "every contribution of a player (the target and its ancestors)" if subset == "all" else \
             "the true contributions above 3 nats"
-        caption = (f"Coverage of the central intervals of {what}: share of true contributions (exact attribution "
-                   f"at the true parameters) inside each method's central interval at each nominal level, "
-                   f"experiment \\texttt{{{escape(runs.name)}}}.")
+        truth = ("the attribution at the true parameters by a very large Monte Carlo, whose standard error is in "
+                 "the calibration summary table" if (_metric(cells, "truth_se_max") > 0).any()
+                 else "exact attribution at the true parameters")
+        caption = (f"Coverage of the central intervals of {what}: share of true contributions ({truth}) inside "
+                   f"each method's central interval at each nominal level, experiment "
+                   f"\\texttt{{{escape(runs.name)}}}.")
         notes = ("Mean over outliers, $\\pm$ standard error over seeds (one cell run per seed, method and training "
                  "size); contributions: how many were scored. Width: mean width of the 90\\,\\% intervals, in nats. ")
         if subset == "all":
@@ -331,8 +339,8 @@ def _forest(cells: pd.DataFrame, store: RunStore, folder: Path, save: Callable[.
     name = _slug(experiment)
     return (f"{name}_forest", save(figure_, folder / f"{name}_forest"),
             "One attribution (the first outlier of one seed): each player's 50\\,\\% (thick) and 90\\,\\% (thin) "
-            "interval per method, the point estimate (bar) and the exact contribution at the true parameters "
-            f"(cross). Experiment \\texttt{{{escape(experiment)}}}.", [t[0] for t in tables])
+            "interval per method, the point estimate (bar) and the true contribution (attribution at the true "
+            f"parameters; cross). Experiment \\texttt{{{escape(experiment)}}}.", [t[0] for t in tables])
 
 
 # --------------------------------------------------------------------------------------------------- accuracy
@@ -510,6 +518,8 @@ def _kinds(runs: ExperimentRuns) -> list[str]:
 
 SECTION_TITLES = {"calibration": "Calibration of the intervals", "accuracy": "Accuracy",
                   "performance": "Performance"}
+KEPT_NOTE = (r"\emph{Kept from an earlier build: this experiment's runs are not in the store the paper was built "
+             r"from this time; the ids of the runs behind its numbers are in the table and figure sources.}")
 
 
 def _main_tex(sections: dict[str, list[str]], skipped: list[str], uri: str) -> str:
@@ -568,6 +578,22 @@ def build_pdf(out: Path) -> tuple[Path | None, str]:
     return out / "main.pdf", f"built {out / 'main.pdf'}"
 
 
+def _add_summary(calibrated: list[ExperimentRuns], store: RunStore, result: BuildReport,
+                 sections: dict[str, list[str]], tables_dir: Path) -> None:
+    """Put the table of every calibration study and the 90 % coverage paragraph first in the calibration section."""
+    from bayes_rca.paper.summary import calibration_summary_table, coverage_statement
+
+    table = calibration_summary_table(calibrated, store) if calibrated else None
+    if table is None:
+        return
+    path = tables_dir / "calibration_summary.tex"
+    path.write_text(table.render())
+    result.tables.append(path)
+    statement = coverage_statement(result.flags, [runs.name for runs in calibrated])
+    sections["calibration"] = [r"\subsection{All calibration studies}", statement,
+                               rf"\input{{tables/{path.name}}}", r"\clearpage", *sections.get("calibration", [])]
+
+
 def build_paper(experiments: list[str] | None = None, out: str | Path = "paper", tracking_uri: str | None = None,
                 pdf: bool = True, report: Callable[[str], None] = print) -> BuildReport:
     """Write the tables, figures and ``main.tex`` of ``experiments`` (default :data:`DEFAULT_EXPERIMENTS`) into
@@ -583,6 +609,8 @@ def build_paper(experiments: list[str] | None = None, out: str | Path = "paper",
     save = _saver(result)
     store = RunStore(tracking_uri)
     sections: dict[str, list[str]] = {}
+    calibrated: list[ExperimentRuns] = []
+    earlier = earlier_sections(out / "main.tex", SECTION_TITLES)
 
     def add_table(kind: str, stem: str, table: Table) -> None:
         path = tables_dir / f"{_slug(stem)}.tex"
@@ -600,6 +628,14 @@ def build_paper(experiments: list[str] | None = None, out: str | Path = "paper",
     try:
         for name in experiments or list(DEFAULT_EXPERIMENTS):
             runs = store.experiment(name)
+            if runs.empty and escape(name) in earlier:
+                for kind, lines in earlier[escape(name)]:
+                    block = sections.setdefault(kind, [])
+                    block += [r"\clearpage"] if block else []
+                    block += [rf"\subsection{{Experiment \texttt{{{escape(name)}}}}}", KEPT_NOTE, *lines]
+                result.kept.append(name)
+                report(f"kept experiment {name} from the earlier build in {out}: no finished runs in {store.uri}")
+                continue
             if runs.empty:
                 message = f"experiment {name}: no finished runs in {store.uri}; produce them with `{_config_for(name)}`"
                 result.skipped.append(message)
@@ -612,6 +648,8 @@ def build_paper(experiments: list[str] | None = None, out: str | Path = "paper",
                 lines.append(rf"\subsection{{Experiment \texttt{{{escape(name)}}}}}")
             if "calibration" in kinds:
                 kind = "calibration"
+                if kinds == ["calibration"]:  # a calibration study (every method has intervals)
+                    calibrated.append(runs)
                 for stem, table in calibration_tables(runs, result.flags):
                     add_table(kind, stem, table)
                 add_figures(kind, calibration_figures(runs, store, figures_dir, save, report))
@@ -633,6 +671,7 @@ def build_paper(experiments: list[str] | None = None, out: str | Path = "paper",
                     add_table(kind, *table)
                 add_figures(kind, figures)
             report(f"experiment {name} ({', '.join(kinds)}): {len(runs.cells) or len(runs.bench)} runs")
+        _add_summary(calibrated, store, result, sections, tables_dir)
     finally:
         store.close()
     (out / "main.tex").write_text(_main_tex(sections, result.skipped, store.uri))

@@ -10,8 +10,9 @@ import pytest
 from bayes_rca.graph import ancestors_of
 from bayes_rca.harness import metrics
 from bayes_rca.harness.benchmarks import FAMILY_NODES, make_benchmark
-from bayes_rca.harness.cell import score_case, true_contributions
+from bayes_rca.harness.cell import score_case
 from bayes_rca.harness.methods.base import Attribution
+from bayes_rca.harness.truth import true_contributions
 
 
 def answer(scores: dict, draws=None, top=None) -> Attribution:

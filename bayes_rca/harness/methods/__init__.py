@@ -54,7 +54,11 @@ def make_method(name: str, **kwargs: Any) -> RCAMethod:
     try:
         factory = METHODS[name]
     except (KeyError, TypeError):
-        raise BayesRCAError(f"unknown method {name!r}; known methods: {', '.join(sorted(METHODS))}") from None
+        from bayes_rca.harness.change_methods import CHANGE_METHODS
+
+        what = " (a distribution-change method: benchmark.family distribution_change)" \
+            if isinstance(name, str) and name in CHANGE_METHODS else ""
+        raise BayesRCAError(f"unknown method {name!r}{what}; known methods: {', '.join(sorted(METHODS))}") from None
     try:
         return factory(**kwargs)
     except TypeError as error:

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.special import log_ndtr
 
 from bayes_rca.data import validate_outliers, validate_training_data
-from bayes_rca.errors import BayesRCAError, DataError
+from bayes_rca.errors import DataError, check_choice
 from bayes_rca.graph import (
     blameable_nodes,
     check_node,
@@ -65,8 +65,7 @@ def with_floor(partial_scores: pd.Series, graph: nx.DiGraph) -> pd.Series:
 
 
 def check_tail(tail: str) -> str:
-    if tail not in TAILS:
-        raise BayesRCAError(f"unknown tail {tail!r}; choose one of {', '.join(TAILS)}")
+    check_choice("tail", tail, TAILS)
     return tail
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from bayes_rca.assignment import baseline_family
 from bayes_rca.attribution import attribute_outliers
-from bayes_rca.errors import BayesRCAError
+from bayes_rca.errors import BayesRCAError, check_choice
 from bayes_rca.graph import blameable_nodes
 from bayes_rca.harness.methods._common import check_fitted, outlier_row
 from bayes_rca.harness.methods.base import Attribution, RCAMethod
@@ -20,7 +20,7 @@ from bayes_rca.inference import InferenceOptions
 from bayes_rca.mechanisms import CensoredGaussian, Mechanism
 from bayes_rca.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
 
-MECHANISM_CHOICES = ("auto", "linear", "pass_through", "censored")
+MECHANISM_CHOICES = ("auto", "linear", "pass_through", "request_share", "censored")
 MISSING_CHOICES = ("impute", "latent")
 _ATTRIBUTE_OPTIONS = frozenset(inspect.signature(attribute_outliers).parameters) - {
     "model", "target", "outliers", "feature_map", "device", "seed"}
@@ -42,11 +42,13 @@ class BayesRCA(RCAMethod):
     ----------
     inference : {"auto", "conjugate", "svi", "nuts"}
         Posterior inference of the mechanisms (see :class:`~bayes_rca.scm.BayesianSCM`).
-    mechanisms : {"auto", "linear", "pass_through", "censored"}
+    mechanisms : {"auto", "linear", "pass_through", "request_share", "censored"}
         ``"auto"`` assigns a family per node from the data; ``"linear"`` fits every node linear-Gaussian (Gaussian
         root nodes), a deliberately mis-specified model on nonlinear or heavy-tailed benchmarks;
         ``"pass_through"`` the same with a pass-through prior on the weights in data units
-        (:class:`~bayes_rca.mechanisms.PassThroughGaussian`), for service metrics that add up along calls; ``"censored"``
+        (:class:`~bayes_rca.mechanisms.PassThroughGaussian`), for service metrics that add up along calls;
+        ``"request_share"`` with weights that are shares of requests
+        (:class:`~bayes_rca.mechanisms.RequestShareGaussian`, success rates); ``"censored"``
         fits every node linear-Gaussian clipped to ``bounds`` (:class:`~bayes_rca.mechanisms.CensoredGaussian`, a
         percentage stuck at 100, a latency capped at a timeout), whose noise at a bound is sampled from its
         posterior (Monte Carlo game).
@@ -97,10 +99,8 @@ class BayesRCA(RCAMethod):
                  delta: float = 1.0, alpha: float = 0.05, score_threshold: float = 5.0, missing: str = "impute",
                  bounds: tuple[float | None, float | None] | None = None, constant_noise: str = "prior",
                  **attribute_options: Any) -> None:
-        if inference not in INFERENCE_CHOICES:
-            raise BayesRCAError(f"unknown inference {inference!r}; choose one of {', '.join(INFERENCE_CHOICES)}")
-        if mechanisms not in MECHANISM_CHOICES:
-            raise BayesRCAError(f"unknown mechanisms {mechanisms!r}; choose one of {', '.join(MECHANISM_CHOICES)}")
+        check_choice("inference", inference, INFERENCE_CHOICES)
+        check_choice("mechanisms", mechanisms, MECHANISM_CHOICES)
         unknown = sorted(set(attribute_options) - _ATTRIBUTE_OPTIONS)
         if unknown:
             raise BayesRCAError(f"unknown option(s) {', '.join(map(repr, unknown))} for {self.name}; "
@@ -114,15 +114,12 @@ class BayesRCA(RCAMethod):
             raise BayesRCAError(f"bounds={bounds!r} needs mechanisms: censored and two entries [lower, upper]")
         self.mechanisms, self.bounds = mechanisms, tuple(bounds or (None, None))
         self.feature_map, self.device, self.keep_posterior = feature_map, device, keep_posterior
-        if missing not in MISSING_CHOICES:
-            raise BayesRCAError(f"unknown missing {missing!r}; choose one of {', '.join(MISSING_CHOICES)}")
+        check_choice("missing", missing, MISSING_CHOICES)
         self.missing, self.uses_missing_values = missing, missing == "latent"
         if not 0 < alpha < 1:
             raise BayesRCAError(f"alpha must lie in (0, 1), got {alpha!r}")
         self.delta, self.alpha, self.score_threshold = delta, alpha, score_threshold
-        if constant_noise not in CONSTANT_NOISE_CHOICES:
-            raise BayesRCAError(f"unknown constant_noise {constant_noise!r}; choose one of "
-                                f"{', '.join(CONSTANT_NOISE_CHOICES)}")
+        check_choice("constant_noise", constant_noise, CONSTANT_NOISE_CHOICES)
         self.constant_noise = constant_noise
         self.attribute_options = attribute_options
         self.model_: BayesianSCM | None = None
@@ -132,6 +129,8 @@ class BayesRCA(RCAMethod):
             return {node: baseline_family(graph.in_degree(node)) for node in graph}
         if self.mechanisms == "pass_through":
             return {node: "pass_through_gaussian" if graph.in_degree(node) else "gaussian_root" for node in graph}
+        if self.mechanisms == "request_share":
+            return {node: "request_share_gaussian" if graph.in_degree(node) else "gaussian_root" for node in graph}
         if self.mechanisms == "censored":
             return {node: CensoredGaussian(*self.bounds) for node in graph}
         return None

@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from bayes_rca.errors import BayesRCAError
+from bayes_rca.errors import BayesRCAError, check_choice
 from bayes_rca.graph import topological_order
 from bayes_rca.harness.methods._common import (
     check_fitted,
@@ -35,14 +35,12 @@ def import_gcm(n_jobs: int = 1) -> Any:
 
 
 def check_quality(quality: str) -> str:
-    if quality.lower() not in QUALITIES:
-        raise BayesRCAError(f"unknown assignment quality {quality!r}; choose one of {', '.join(QUALITIES)}")
+    check_choice("assignment quality", quality.lower(), QUALITIES)
     return quality.lower()
 
 
 def check_anomaly_scorer(anomaly_scorer: str) -> str:
-    if anomaly_scorer not in ANOMALY_SCORERS:
-        raise BayesRCAError(f"unknown anomaly scorer {anomaly_scorer!r}; choose one of {', '.join(ANOMALY_SCORERS)}")
+    check_choice("anomaly scorer", anomaly_scorer, ANOMALY_SCORERS)
     return anomaly_scorer
 
 
