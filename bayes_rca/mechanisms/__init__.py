@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 import re
 
 import torch
 
 from bayes_rca.errors import MechanismError
-from bayes_rca.mechanisms.base import Mechanism, Params
+from bayes_rca.mechanisms.base import REGISTRY, Mechanism, Params
 from bayes_rca.mechanisms.fourier import FourierGaussian
 from bayes_rca.mechanisms.interval import (
     CensoredGaussian,
@@ -24,11 +26,14 @@ from bayes_rca.mechanisms.linear import (
     StudentTRoot,
 )
 
-FAMILIES: dict[str, type[Mechanism]] = {
-    cls.name: cls for cls in (GaussianRoot, StudentTRoot, LinearGaussian, PassThroughGaussian, RequestShareGaussian, LinearStudentT,
-                              FourierGaussian,
-                              ProbitThreshold, PoissonCount, CensoredGaussian)
-}
+def _import_family_modules() -> None:
+    """Import every module of this package, so that a family written in a new file here is registered."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_family_modules()
+FAMILIES: dict[str, type[Mechanism]] = REGISTRY  # one registry: every Mechanism subclass that sets ``name``
 
 
 _SPEC = re.compile(r"^\s*(\w+)\s*(?:\((.*)\))?\s*$")

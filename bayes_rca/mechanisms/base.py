@@ -30,6 +30,7 @@ import torch
 from bayes_rca.noise import NoiseFamily
 
 Params = dict[str, torch.Tensor]
+REGISTRY: dict[str, type[Mechanism]] = {}  # every family by its name: a subclass that sets ``name`` is registered
 
 
 class Mechanism(ABC):
@@ -68,6 +69,18 @@ class Mechanism(ABC):
     linear_in_parents: ClassVar[bool] = False
     invertible: ClassVar[bool] = True
     standardise_value: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Register a subclass that sets its own ``name`` in :data:`REGISTRY` (``make_mechanism(name)`` builds it)."""
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is None:
+            return
+        taken = REGISTRY.get(name)
+        if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise TypeError(f"mechanism family name {name!r} of {cls.__qualname__} is taken by "
+                            f"{taken.__module__}.{taken.__qualname__}")
+        REGISTRY[name] = cls
 
     def setup(self, num_parents: int, seed: int) -> None:
         """Fix any data-independent structure (e.g. random features) before fitting; default: nothing."""

@@ -6,12 +6,13 @@ section of an experiment config). DoWhy is imported only when a DoWhy method is 
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from bayes_rca.errors import BayesRCAError
-from bayes_rca.harness.methods.base import Attribution, RCAMethod
+from bayes_rca.harness.methods.base import METHOD_REGISTRY, Attribution, RCAMethod
 from bayes_rca.harness.methods.bayes_rca_method import BayesRCA
 from bayes_rca.harness.methods.circa import CIRCA
 from bayes_rca.harness.methods.dowhy_bootstrap import DoWhyBootstrap
@@ -23,24 +24,16 @@ from bayes_rca.harness.methods.score_ordering import ScoreOrdering
 from bayes_rca.harness.methods.smooth_traversal import SmoothTraversal
 from bayes_rca.harness.methods.traversal import Traversal
 
-METHODS: dict[str, Callable[..., RCAMethod]] = {
-    "bayes_rca": BayesRCA,
-    "bayes_rca_svi": partial(BayesRCA, inference="svi"),
-    "bayes_rca_nuts": partial(BayesRCA, inference="nuts"),
-    "bayes_rca_linear": partial(BayesRCA, mechanisms="linear"),
-    "bayes_rca_censored": partial(BayesRCA, mechanisms="censored", inference="svi"),
-    "dowhy": DoWhyPoint,
-    "dowhy_bootstrap": DoWhyBootstrap,
-    "dowhy_petshop": partial(DoWhyPoint, quality="better", attribute_mean_deviation=True,
-                             anomaly_scorer="mean_deviation"),
-    "naive": Naive,
-    "traversal": Traversal,
-    "mad_traversal": MADTraversal,
-    "smooth_traversal": SmoothTraversal,
-    "score_ordering": ScoreOrdering,
-    "circa": CIRCA,
-    "random": RandomRanking,
-}
+
+
+def _import_method_modules() -> None:
+    """Import every module of this package, so that a method written in a new file here is registered."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_method_modules()
+METHODS: dict[str, Callable[..., RCAMethod]] = METHOD_REGISTRY  # every RCAMethod subclass that sets ``name``
 
 
 def make_method(name: str, **kwargs: Any) -> RCAMethod:

@@ -8,14 +8,16 @@ to blame) and, for methods with uncertainty, draws of the contributions and P(no
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 
+METHOD_REGISTRY: dict[str, Callable[..., RCAMethod]] = {}  # name (or variant name) -> factory
 
 @dataclass
 class Attribution:
@@ -59,6 +61,8 @@ class RCAMethod(ABC):
     """A root-cause analysis method: ``fit(graph, normal_data)`` then ``attribute(target, outlier_row)``."""
 
     name: ClassVar[str]
+    variants: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Further registry names of this class with preset options (``{"bayes_rca_svi": {"inference": "svi"}}``)."""
     uses_missing_values: bool = False
     """Whether the method infers missing values itself: the harness then gives it an outlier row with its missing
     values (NaN) rather than the row imputed for every other method."""
@@ -71,6 +75,21 @@ class RCAMethod(ABC):
     values (NaN), and asks it about the window of rows around an outlier as measured, from the analysed row on
     (the analysed row first, the later rows after it), instead of the one prepared row every other method gets.
     See :mod:`bayes_rca.harness.real_data`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Register a subclass that sets its own ``name`` (and its ``variants``) in :data:`METHOD_REGISTRY`."""
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is None:
+            return
+        factories = {name: cls, **{key: partial(cls, **options) for key, options in cls.__dict__.get("variants",
+                                                                                                        {}).items()}}
+        for key, factory in factories.items():
+            owner = getattr(METHOD_REGISTRY.get(key), "func", METHOD_REGISTRY.get(key))
+            if owner is not None and (owner.__module__, owner.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise TypeError(f"method name {key!r} of {cls.__qualname__} is taken by "
+                                f"{owner.__module__}.{owner.__qualname__}")
+            METHOD_REGISTRY[key] = factory
 
     @abstractmethod
     def fit(self, graph: nx.DiGraph, data: pd.DataFrame) -> RCAMethod:

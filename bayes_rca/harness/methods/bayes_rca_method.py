@@ -91,6 +91,12 @@ class BayesRCA(RCAMethod):
     """
 
     name: ClassVar[str] = "bayes_rca"
+    variants: ClassVar[dict[str, dict[str, Any]]] = {
+        "bayes_rca_svi": {"inference": "svi"},
+        "bayes_rca_nuts": {"inference": "nuts"},
+        "bayes_rca_linear": {"mechanisms": "linear"},
+        "bayes_rca_censored": {"mechanisms": "censored", "inference": "svi"},
+    }
     abstains: ClassVar[bool] = True
 
     def __init__(self, inference: str = "auto", mechanisms: str = "auto", num_draws: int = 200, seed: int = 0,

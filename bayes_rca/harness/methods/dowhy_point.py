@@ -94,6 +94,9 @@ class DoWhyPoint(RCAMethod):
     """
 
     name: ClassVar[str] = "dowhy"
+    variants: ClassVar[dict[str, dict[str, Any]]] = {  # as the PetShop data set's authors ran DoWhy
+        "dowhy_petshop": {"quality": "better", "attribute_mean_deviation": True, "anomaly_scorer": "mean_deviation"},
+    }
 
     def __init__(self, seed: int = 0, quality: str = "good", num_distribution_samples: int = 3000,
                  n_jobs: int = 1, attribute_mean_deviation: bool = False, anomaly_scorer: str = "it") -> None:
