@@ -203,6 +203,18 @@ def test_auto_assignment_picks_student_t_for_a_heavy_tailed_root():
     assert scale == pytest.approx(2.0, rel=0.15)
 
 
+def test_auto_assignment_gives_no_student_t_to_a_heavy_tailed_root_with_a_point_mass():
+    """75% of the rows at one value (a PetShop latency): the Student-t likelihood is unbounded as its scale
+    shrinks onto that value, so the automatic assignment must not propose it."""
+    rng = np.random.default_rng(0)
+    values = 3.0 + 2.0 * rng.standard_t(3, 1500)
+    values[rng.random(1500) < 0.75] = 3.0
+    model = single_root(values)
+    assert model.fit_report_.loc["T"]["family"] == "gaussian_root"
+    noise_sd = float(model.node("T").noise().scale.mean()) * model.node("T").standardizer.scale
+    assert noise_sd == pytest.approx(values.std(), rel=0.1)  # a proper fit, not a collapsed scale
+
+
 def test_auto_assignment_keeps_gaussian_for_gaussian_data():
     rng = np.random.default_rng(1)
     assert single_root(rng.normal(5.0, 2.0, 1500)).fit_report_.loc["T", "family"] == "gaussian_root"
