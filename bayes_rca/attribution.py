@@ -11,16 +11,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bayes_rca.counterfactual import (
-    CappedGame,
-    LinearGaussianGame,
-    MonteCarloGame,
-    Players,
-)
+from bayes_rca.counterfactual import CappedGame, LinearGaussianGame, Players
 from bayes_rca.data import row_label, validate_outliers
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, check_choice
 from bayes_rca.graph import blameable_nodes, topological_order
 from bayes_rca.latent import abduct_sampled_noise
+from bayes_rca.monte_carlo_game import MonteCarloGame
 from bayes_rca.node import FittedNode
 from bayes_rca.results import NOT_AN_OUTLIER_NATS, AttributionResult
 from bayes_rca.scale_mixture_game import ScaleMixtureGame, supports_scale_mixture_game

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from bayes_rca import attribute_outliers
-from bayes_rca.counterfactual import LinearGaussianGame, MonteCarloGame, Players
+from bayes_rca.counterfactual import LinearGaussianGame, Players
+from bayes_rca.monte_carlo_game import MonteCarloGame
 from bayes_rca.graph import ancestors_of
 from bayes_rca.scale_mixture_game import ScaleMixtureGame, supports_scale_mixture_game
 from bayes_rca.scores import get_feature_map
