@@ -25,7 +25,6 @@ from bayes_rca.graph import ancestors_of, parents_of, topological_order
 from bayes_rca.synthetic import LinearGaussianSystem
 
 NodeFunction = Callable[[np.ndarray], np.ndarray]
-NOISE_KINDS = ("gaussian", "student_t", "half_normal", "exponential")
 STUDENT_T_DF = 3.0
 """Degrees of freedom of the ``student_t`` family's noise (standardised to unit variance)."""
 
