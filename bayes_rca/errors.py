@@ -55,4 +55,3 @@ def check_choice(what: str, value: object, choices: tuple[str, ...], error: type
     """
     if value not in choices:
         raise error(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
-

@@ -11,23 +11,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import torch
 
 Game = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
 
 
-@runtime_checkable
 class CounterfactualGame(Protocol):
     """A :data:`Game` of the attribution: ``g(S)`` per posterior draw and row, with the IT ``score (D, R)`` its
-    Shapley values sum to and the ``chunk_size`` of coalitions it evaluates at once (every game of
-    :mod:`bayes_rca.counterfactual` and :mod:`bayes_rca.scale_mixture_game`)."""
+    Shapley values sum to and the ``chunk_size`` of coalitions it evaluates at once (the games of
+    :mod:`bayes_rca.counterfactual`, :mod:`bayes_rca.scale_mixture_game` and :mod:`bayes_rca.monte_carlo_game`)."""
 
     score: torch.Tensor
     chunk_size: int
 
     def __call__(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
 _MAX_CODED_PLAYERS = 62  # coalitions of up to this many players are coded as one int64
 
 

@@ -1,7 +1,7 @@
 """Checks the Shapley values of a counterfactual game against its own score before anything else touches them.
 
-Efficiency: the contributions of each posterior draw sum to that draw's IT score (the game's ``g`` of the
-empty coalition minus that of the full one, as the game reports it). Finiteness: no NaN or infinite value. Both
+Efficiency: the contributions of each posterior draw sum to that draw's IT score as the game reports it
+(``g(all) - g(empty)``, with ``g(empty) = 0``). Finiteness: no NaN or infinite value. Both
 hold for any correct game and Shapley estimator (exact enumeration and every permutation telescope); a
 violation means a bug in a game or a numerical failure, and raises an error naming the draw, outlier and node.
 The null players (nodes that are not ancestors of the target) never enter a game; they are filled in with

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import re
 
 import torch
@@ -25,14 +23,9 @@ from bayes_rca.mechanisms.linear import (
     RequestShareGaussian,
     StudentTRoot,
 )
+from bayes_rca.registry import import_submodules
 
-def _import_family_modules() -> None:
-    """Import every module of this package, so that a family written in a new file here is registered."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-
-
-_import_family_modules()
+import_submodules(__name__, __path__)  # a family written in a new file here is registered
 FAMILIES: dict[str, type[Mechanism]] = REGISTRY  # one registry: every Mechanism subclass that sets ``name``
 
 

@@ -28,6 +28,7 @@ import pyro.distributions as dist
 import torch
 
 from bayes_rca.noise import NoiseFamily
+from bayes_rca.registry import register
 
 Params = dict[str, torch.Tensor]
 REGISTRY: dict[str, type[Mechanism]] = {}  # every family by its name: a subclass that sets ``name`` is registered
@@ -76,11 +77,7 @@ class Mechanism(ABC):
         name = cls.__dict__.get("name")
         if name is None:
             return
-        taken = REGISTRY.get(name)
-        if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise TypeError(f"mechanism family name {name!r} of {cls.__qualname__} is taken by "
-                            f"{taken.__module__}.{taken.__qualname__}")
-        REGISTRY[name] = cls
+        register(REGISTRY, name, cls, cls, "mechanism family")
 
     def setup(self, num_parents: int, seed: int) -> None:
         """Fix any data-independent structure (e.g. random features) before fitting; default: nothing."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 import pyro
@@ -94,9 +95,13 @@ class PassThroughGaussian(LinearGaussian):
         self._ratio: torch.Tensor | None = None
 
     def bind_parents(self, parent_scale: torch.Tensor, scale: float) -> PassThroughGaussian:
-        bound = PassThroughGaussian(self.weight_mean, self.weight_sd, self.a0, self.b0, self.bias_var)
+        bound = copy.copy(self)
         bound._ratio = parent_scale.to(torch.float64) / scale  # data-unit weight -> standardised weight
         return bound
+
+    def weight_prior(self, num_parents: int) -> tuple[float, float]:
+        """Mean and sd of each weight in data units (child units per parent unit, at the node's variance)."""
+        return self.weight_mean, self.weight_sd
 
     def coefficient_prior(self, num_parents: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         mean, precision = super().coefficient_prior(num_parents, dtype)
@@ -104,8 +109,9 @@ class PassThroughGaussian(LinearGaussian):
             if self._ratio is None or len(self._ratio) != num_parents:
                 raise RuntimeError("PassThroughGaussian.bind_parents() must run before the mechanism is fitted")
             ratio = self._ratio.to(dtype)
-            mean[1:] = self.weight_mean * ratio
-            precision[1:] = 1.0 / (self.weight_sd * ratio) ** 2
+            weight_mean, weight_sd = self.weight_prior(num_parents)
+            mean[1:] = weight_mean * ratio
+            precision[1:] = 1.0 / (weight_sd * ratio) ** 2
         return mean, precision
 
 
@@ -132,23 +138,13 @@ class RequestShareGaussian(PassThroughGaussian):
     def __init__(self, a0: float = 1.0, b0: float = 1e-6, bias_var: float = 10.0) -> None:
         super().__init__(a0=a0, b0=b0, bias_var=bias_var)
 
-    def bind_parents(self, parent_scale: torch.Tensor, scale: float) -> RequestShareGaussian:
-        bound = RequestShareGaussian(self.a0, self.b0, self.bias_var)
-        bound._ratio = parent_scale.to(torch.float64) / scale
-        return bound
-
-    @staticmethod
-    def share_prior(num_parents: int) -> tuple[float, float]:
+    def weight_prior(self, num_parents: int) -> tuple[float, float]:
         """Mean and sd of ``Beta(1, K)``, the share of one of ``K`` callees under a flat Dirichlet."""
         k = max(num_parents, 1)
         return 1.0 / (k + 1), (k / ((k + 1) ** 2 * (k + 2))) ** 0.5
 
-    def coefficient_prior(self, num_parents: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        self.weight_mean, self.weight_sd = self.share_prior(num_parents)
-        return super().coefficient_prior(num_parents, dtype)
-
     def unseen_weight_prior(self, num_parents: int) -> tuple[float, float]:
-        return self.share_prior(num_parents)
+        return self.weight_prior(num_parents)
 
 
 class GaussianRoot(LinearGaussian):

@@ -6,8 +6,6 @@ section of an experiment config). DoWhy is imported only when a DoWhy method is 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from typing import Any
 
@@ -23,16 +21,9 @@ from bayes_rca.harness.methods.random_ranking import RandomRanking
 from bayes_rca.harness.methods.score_ordering import ScoreOrdering
 from bayes_rca.harness.methods.smooth_traversal import SmoothTraversal
 from bayes_rca.harness.methods.traversal import Traversal
+from bayes_rca.registry import import_submodules
 
-
-
-def _import_method_modules() -> None:
-    """Import every module of this package, so that a method written in a new file here is registered."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-
-
-_import_method_modules()
+import_submodules(__name__, __path__)  # a method written in a new file here is registered
 METHODS: dict[str, Callable[..., RCAMethod]] = METHOD_REGISTRY  # every RCAMethod subclass that sets ``name``
 
 

@@ -17,7 +17,10 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from bayes_rca.registry import register
+
 METHOD_REGISTRY: dict[str, Callable[..., RCAMethod]] = {}  # name (or variant name) -> factory
+
 
 @dataclass
 class Attribution:
@@ -82,14 +85,9 @@ class RCAMethod(ABC):
         name = cls.__dict__.get("name")
         if name is None:
             return
-        factories = {name: cls, **{key: partial(cls, **options) for key, options in cls.__dict__.get("variants",
-                                                                                                        {}).items()}}
-        for key, factory in factories.items():
-            owner = getattr(METHOD_REGISTRY.get(key), "func", METHOD_REGISTRY.get(key))
-            if owner is not None and (owner.__module__, owner.__qualname__) != (cls.__module__, cls.__qualname__):
-                raise TypeError(f"method name {key!r} of {cls.__qualname__} is taken by "
-                                f"{owner.__module__}.{owner.__qualname__}")
-            METHOD_REGISTRY[key] = factory
+        register(METHOD_REGISTRY, name, cls, cls, "method")
+        for key, options in cls.__dict__.get("variants", {}).items():
+            register(METHOD_REGISTRY, key, partial(cls, **options), cls, "method")
 
     @abstractmethod
     def fit(self, graph: nx.DiGraph, data: pd.DataFrame) -> RCAMethod:

@@ -22,6 +22,7 @@ from bayes_rca.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
 
 MECHANISM_CHOICES = ("auto", "linear", "pass_through", "request_share", "censored")
 MISSING_CHOICES = ("impute", "latent")
+_PRIOR_FAMILIES = {"pass_through": "pass_through_gaussian", "request_share": "request_share_gaussian"}
 _ATTRIBUTE_OPTIONS = frozenset(inspect.signature(attribute_outliers).parameters) - {
     "model", "target", "outliers", "feature_map", "device", "seed"}
 
@@ -133,10 +134,9 @@ class BayesRCA(RCAMethod):
     def _families(self, graph: nx.DiGraph) -> dict[Hashable, str | Mechanism] | None:
         if self.mechanisms == "linear":
             return {node: baseline_family(graph.in_degree(node)) for node in graph}
-        if self.mechanisms == "pass_through":
-            return {node: "pass_through_gaussian" if graph.in_degree(node) else "gaussian_root" for node in graph}
-        if self.mechanisms == "request_share":
-            return {node: "request_share_gaussian" if graph.in_degree(node) else "gaussian_root" for node in graph}
+        if self.mechanisms in _PRIOR_FAMILIES:
+            family = _PRIOR_FAMILIES[self.mechanisms]
+            return {node: family if graph.in_degree(node) else "gaussian_root" for node in graph}
         if self.mechanisms == "censored":
             return {node: CensoredGaussian(*self.bounds) for node in graph}
         return None
