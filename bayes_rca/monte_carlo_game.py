@@ -1,7 +1,9 @@
 """The general Monte Carlo game for any mechanisms: ``g(S)`` by importance-sampled simulation of the redrawn
-noise, the target's own noise integrated exactly, with batch standard errors (linearised where batches have no
-hits). Used where a player is neither linear-Gaussian (:class:`~bayes_rca.counterfactual.LinearGaussianGame`) nor
-linear with Gaussian or Student-t noise (:class:`~bayes_rca.scale_mixture_game.ScaleMixtureGame`).
+noise, the target's own noise integrated exactly, with linearised batch standard errors that include the error of
+the outlier thresholds (estimated from the same samples) and a ``log`` whose second-order bias is removed. Used
+where a player is neither linear-Gaussian (:class:`~bayes_rca.counterfactual.LinearGaussianGame`) nor linear with
+Gaussian or Student-t noise (:class:`~bayes_rca.scale_mixture_game.ScaleMixtureGame`). Checked coalition by
+coalition against an independent brute force in ``tests/test_monte_carlo_accuracy.py``.
 """
 
 from __future__ import annotations
@@ -11,47 +13,28 @@ import math
 import torch
 
 from bayes_rca.counterfactual import NUM_BATCHES, Players, _full_and_empty
-from bayes_rca.noise import GaussianNoise, per_draw, sample_noise
-from bayes_rca.scores import (
-    FeatureMap,
-    MixtureMarginal,
-    gaussian_log_tail,
-    it_score,
-    log_two_tails,
-)
-from bayes_rca.special import log1mexp, normal_log_interval
+from bayes_rca.noise import GaussianNoise, noise_log_interval, per_draw, sample_noise
+from bayes_rca.scores import FeatureMap, MedianCDFQuantile, MixtureMarginal, ZScore, noise_log_outside
+from bayes_rca.special import normal_log_interval
 
 _MAX_ELEMENTS = 1 << 24  # per chunked tensor of the Monte Carlo game: draws x coalitions x samples
 _LINE_RANGES = 4  # the line's shift is uniform on one of this many nested ranges, geometrically spaced
+_MAX_TAIL_REACH = 1e3  # the smear of a heavy-tailed noise reaches at most this many of its sds (shortest range)
+_TAIL_RANGES, _TAIL_STRETCH = 3, 4.0  # ... over this many nested ranges, each this much longer than the last
 
 
-def _log_interval(noise, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    """``log P(low <= N <= high)``, from the tail on the side away from zero for accuracy far out."""
-    if isinstance(noise, GaussianNoise):
-        return normal_log_interval(low / noise.scale, high / noise.scale)
-    upper = low > 0
-    log_far = torch.where(upper, noise.log_sf(low), noise.log_cdf(high))
-    log_near = torch.where(upper, noise.log_sf(high), noise.log_cdf(low))
-    return log_far + log1mexp((log_near - log_far).clamp_max(0.0))
-
-
-def _log_outside(noise, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    """``log P(N <= low or N >= high)`` for values ``(D, ...)`` (noise parameters ``(D, 1)``)."""
-    if isinstance(noise, GaussianNoise):
-        scale = noise.scale.reshape(-1, *[1] * (low.dim() - 1))
-        return gaussian_log_tail(torch.zeros_like(scale), scale, low, high)
-    return log_two_tails(per_draw(noise.log_cdf, low), per_draw(noise.log_sf, high))
-
-
-def _linearised(estimate: torch.Tensor, log_batch_estimates: torch.Tensor,
-                hit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _linearised(estimate: torch.Tensor, log_batch_estimates: torch.Tensor, hit: torch.Tensor,
+                threshold_terms: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``g = -log p_hat`` with the second-order bias of the ``log`` removed, and per-batch linearisations.
 
     ``estimate (...)`` is ``log p_hat`` over all samples and ``log_batch_estimates (..., B)`` that of each
-    batch. The batch values are ``g - (p_b / p_hat - 1)``, the delta-method image of each batch's estimate, so
-    that their spread is the standard error of ``g`` (the ``log`` of batch estimates themselves explodes when a
-    batch has few or no hits). Where no sample hit (``hit`` False) the estimate is the floored one, and the
-    batches are those of a single hit (one batch ``B``, the others ``0``): a standard error of about one nat.
+    batch. The batch values are ``g - (p_b / p_hat - 1 + t_b)``, the delta-method image of each batch's estimate
+    (``t_b``, ``threshold_terms``: the first-order change of ``log p_hat`` when the outlier thresholds, estimated
+    from the same samples, move by that batch's share of their error), so that their spread is the standard
+    error of ``g`` with the thresholds' error included (the ``log`` of batch estimates themselves explodes when
+    a batch has few or no hits). The bias term is half the relative variance of that whole linearised estimate.
+    Where no sample hit (``hit`` False) the estimate is the floored one, and the batches are those of a single
+    hit (one batch ``B``, the others ``0``): a standard error of about one nat.
     """
     batches = log_batch_estimates.shape[-1]
     ratio = torch.exp(log_batch_estimates - estimate.unsqueeze(-1))
@@ -60,7 +43,10 @@ def _linearised(estimate: torch.Tensor, log_batch_estimates: torch.Tensor,
     ratio = torch.where(hit.unsqueeze(-1), ratio, single)
     relative_var = torch.where(hit, ratio.var(-1) / batches, 0.0)
     value = -(estimate - 0.5 * relative_var)  # E[log p_hat] = log p - Var(p_hat) / (2 p^2)
-    return value, value.unsqueeze(-1) - (ratio - 1.0)
+    deviation = ratio - 1.0
+    if threshold_terms is not None:
+        deviation = deviation + torch.where(hit.unsqueeze(-1), threshold_terms, 0.0)
+    return value, value.unsqueeze(-1) - deviation
 
 
 class MonteCarloGame:
@@ -89,8 +75,16 @@ class MonteCarloGame:
     direction, and the ranges stretch from the distance at which all ancestors together would reach the
     observed value to the (longer) one a coalition with a small share of them needs. This is where the outlier
     event is most likely when the target's own noise is randomised too, a region plain sampling never visits
-    far out in the tail. A coalition's weight ``p_S / q_S`` uses the proposal's marginal on the coalition's
-    noises, in closed form for both components, so every weight is at most 2.
+    far out in the tail. A heavy-tailed (not Gaussian) ancestor can carry the target out on its own along a
+    power-law route the line does not follow: its ``q_node`` smears ``p`` over ``[-|n|, |n|]`` and over nested
+    ranges of 1, 4 and 16 times twice the noise it would need alone to reach the observed value (from the
+    gradient at zero noise). A coalition's weight ``p_S / q_S`` uses the proposal's marginal on the coalition's
+    noises, in closed form for both components.
+
+    The standard error of ``g(S)`` comes from per-batch linearised values: each batch's relative deviation of the
+    coalition's estimate plus the change of the estimate when the thresholds move by that batch's first-order
+    share of their own error (:meth:`_threshold_shifts`, :meth:`_threshold_terms`). The IT score is ``g(all)``
+    from the same estimator, so the Shapley values still sum to it.
     """
 
     def __init__(self, players: Players, feature_map: FeatureMap, num_samples: int, generator: torch.Generator,
@@ -112,8 +106,70 @@ class MonteCarloGame:
         everyone = torch.ones(1, len(noises), dtype=torch.bool, device=self.fresh.device)
         marginal = MixtureMarginal(self._target_location(self.fresh.unsqueeze(1))[:, 0], self.target,
                                    self._log_weight(everyone)[:, 0])
-        self.lo, self.hi = feature_map.thresholds(marginal, self.observed.expand(self.abducted.shape[0], -1))
-        self.score = it_score(marginal, self.lo, self.hi)  # (D, 1)
+        observed = self.observed.expand(self.abducted.shape[0], -1)
+        self.lo, self.hi = feature_map.thresholds(marginal, observed)
+        self.threshold_shifts = self._threshold_shifts(feature_map, marginal, observed)  # (2, D, B)
+        self.score = None
+        self.score = self(everyone)[0][:, 0, 0].unsqueeze(-1)  # (D, 1): g(all), from the same estimator
+
+    def _batch_ratios(self, log_terms: torch.Tensor) -> torch.Tensor:
+        """``p_b / p_hat - 1 (..., B)`` of the batches of per-sample log terms ``(..., S)``."""
+        per_batch = log_terms.shape[-1] // self.num_batches
+        log_batches = torch.logsumexp(log_terms.unflatten(-1, (self.num_batches, per_batch)), -1)
+        log_all = torch.logsumexp(log_batches, -1, keepdim=True) - math.log(self.num_batches)
+        return torch.exp(log_batches - log_all) - 1.0
+
+    def _threshold_shifts(self, feature_map: FeatureMap, marginal: MixtureMarginal,
+                          observed: torch.Tensor) -> torch.Tensor:
+        """Each batch's first-order share of the thresholds' error: ``(delta lo, delta hi)``, ``(2, D, B)``.
+
+        The thresholds are functions of the marginal, estimated from the same samples. For the median-CDF
+        quantile map the threshold on the observed value's side is exact; the mirrored one solves
+        ``F(lo) = S(x)`` (or ``S(hi) = F(x)``), so that ``delta lo = (d log S(x) - d log F(lo)) / (log F)'(lo)``
+        with ``d log`` the batch's relative deviation; for the z-score the mirrored threshold is ``2 mean - x``
+        and moves by twice the batch's deviation of the (self-normalised) mean. Any other feature map: the
+        thresholds of each batch's own marginal minus the pooled ones. The spread over batches divided by
+        ``sqrt(B)`` is the thresholds' standard error, correlated with the coalitions' sampling error as the
+        samples are.
+        """
+        loc, log_weight, node, noise = marginal.loc, marginal.log_weight, self.target, self.target_noise
+        zero = torch.zeros(2, *loc.shape[:1], self.num_batches, dtype=loc.dtype, device=loc.device)
+
+        def log_terms(value: torch.Tensor, upper: bool) -> torch.Tensor:  # (D, S) at value (D, 1)
+            if upper:
+                return per_draw(noise.log_sf, node.noise_at_least(loc, value.expand_as(loc))) + log_weight
+            return per_draw(noise.log_cdf, node.noise_at_most(loc, value.expand_as(loc))) + log_weight
+
+        def slope(value: torch.Tensor, upper: bool) -> torch.Tensor:  # |d log tail / dy| at value, (D, 1)
+            step = 1e-4 * marginal.std.unsqueeze(-1)
+            tail = marginal.log_sf if upper else marginal.log_cdf
+            return ((tail(value + step) - tail(value - step)) / (2.0 * step)).abs()
+
+        def safe(shift: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+            ok = torch.isfinite(rate) & (rate > 0)
+            shift = shift / torch.where(ok, rate, torch.ones_like(rate))
+            return torch.where(ok & torch.isfinite(shift), shift, torch.zeros_like(shift))
+
+        if isinstance(feature_map, MedianCDFQuantile):
+            lower = marginal.log_cdf(observed) <= marginal.log_sf(observed)  # (D, 1): x in the lower tail
+            # upper-tail x: lo mirrored with F(lo) = S(x); lower-tail x: hi mirrored with S(hi) = F(x)
+            lo_shift = safe(self._batch_ratios(log_terms(observed, True))
+                            - self._batch_ratios(log_terms(self.lo, False)), slope(self.lo, False))
+            hi_shift = -safe(self._batch_ratios(log_terms(observed, False))
+                             - self._batch_ratios(log_terms(self.hi, True)), slope(self.hi, True))
+            return torch.stack([torch.where(lower, 0.0, lo_shift), torch.where(lower, hi_shift, 0.0)])
+        if isinstance(feature_map, ZScore):
+            weights = torch.softmax(log_weight, -1)
+            centred = (weights * (loc - marginal.mean.unsqueeze(-1))).unflatten(-1, (self.num_batches, -1))
+            shift = 2.0 * self.num_batches * centred.sum(-1)  # (D, B): the mirrored threshold is 2 mean - x
+            above = observed >= marginal.mean.unsqueeze(-1)
+            return torch.stack([torch.where(above, shift, 0.0), torch.where(above, 0.0, shift)])
+        shifts = []
+        for part in zip(loc.chunk(self.num_batches, -1), log_weight.chunk(self.num_batches, -1)):
+            lo, hi = feature_map.thresholds(MixtureMarginal(part[0], node, part[1]), observed)
+            shifts.append(torch.stack([lo - self.lo, hi - self.hi])[..., 0])
+        shifts = torch.stack(shifts, -1)
+        return torch.where(torch.isfinite(shifts), shifts, zero)
 
     def _line(self, noises: list, sd: torch.Tensor) -> None:
         """Direction ``v (D, K)`` and half-lengths ``L (D, M)`` of the line component of the proposal.
@@ -143,7 +199,16 @@ class MonteCarloGame:
         self.line_direction = unit * sd  # v (D, K), in noise units
         self.line_precision = torch.where(gaussian, 1.0 / sd**2, torch.zeros_like(sd))  # 1 / sigma_j^2
         norm = norm.squeeze(-1)
-        distance = (self.observed - location.detach()[:, 0, 0]).abs() / norm.clamp_min(1e-12)
+        gap = (self.observed - location.detach()[:, 0, 0]).abs()  # (D,)
+        # a heavy-tailed ancestor can carry the target out on its own (a power-law route the line, which is
+        # Gaussian, does not follow): twice the noise it needs alone to reach the observed value
+        slope = gradient[:, 0, 0, :].abs()
+        heavy = ~gaussian
+        heavy[-1] = False
+        alone = 2.0 * gap.unsqueeze(-1) / slope.clamp_min(1e-12)
+        self.tail_reach = torch.where(heavy & (slope > 1e-12), alone.clamp_max(_MAX_TAIL_REACH * sd),
+                                      torch.zeros_like(sd))  # (D, K)
+        distance = gap / norm.clamp_min(1e-12)
         shortest = torch.where(has_line.squeeze(-1), 1.25 * distance + 3.0, torch.ones_like(distance))
         target_sd = self.target_scale * sd[:, -1]
         stretch = (norm**2 / target_sd**2).clamp(1.0, 1e4)
@@ -155,16 +220,31 @@ class MonteCarloGame:
 
         ``q_node``: for a node whose abducted noise ``n`` is beyond ``threshold`` standard deviations, half the
         draws come from ``p`` and half from ``p`` smeared uniformly over ``[-|n|, |n|]``, so that every point
-        between the observed noise, its mirror image and zero is sampled; other nodes draw from ``p``.
+        between the observed noise, its mirror image and zero is sampled (a heavy-tailed node: over that range or
+        one of the nested ones of :attr:`tail_reach`, each with equal probability, also when ``n`` is small);
+        other nodes draw from ``p``.
         ``q_line``: ``z ~ p`` moved by ``u v``, ``u ~ U(-L, L)``. The target's own noise is integrated exactly.
         """
         base = torch.stack([sample_noise(noise, self.num_samples, generator) for noise in noises], -1)
-        reach = self.abducted.abs().unsqueeze(1)  # (D, 1, K)
+        observed = self.abducted.abs().unsqueeze(1)  # (D, 1, K)
+        reach = torch.maximum(observed, self.tail_reach.unsqueeze(1))
         unusual = reach > threshold * sd.unsqueeze(1)
         unusual[..., -1] = False
         smear = torch.rand(base.shape, generator=generator, dtype=base.dtype, device=base.device) * 2.0 - 1.0
         smeared = torch.rand(base.shape, generator=generator, dtype=base.dtype, device=base.device) < 0.5
-        node_sample = torch.where(unusual & smeared, base + smear * reach, base)
+        # a heavy-tailed noise is smeared over nested ranges: its observed value, and the push it needs alone
+        # (from the gradient at zero noise, which can understate it where a censored or saturating path flattens
+        # out) times 1, 4 and 16; every other unusual noise over its observed value
+        heavy = (self.tail_reach > 0).unsqueeze(1) & unusual  # (D, 1, K)
+        near = torch.where(observed > threshold * sd.unsqueeze(1), observed, reach)
+        ranges = [torch.where(heavy, near, observed)]
+        ranges += [torch.where(heavy, reach * _TAIL_STRETCH**i, observed) for i in range(_TAIL_RANGES)]
+        if bool(heavy.any()):
+            pick = torch.randint(len(ranges), base.shape, generator=generator, device=base.device)
+            half_width = torch.gather(torch.stack(ranges, -1).expand(*base.shape, -1), -1, pick.unsqueeze(-1))[..., 0]
+        else:
+            half_width, ranges = observed, ranges[:1]
+        node_sample = torch.where(unusual & smeared, base + smear * half_width, base)
         draws, samples = base.shape[:2]
         choice = torch.randint(_LINE_RANGES, (draws, samples), generator=generator, device=base.device)
         half = torch.gather(self.line_half_length, 1, choice).unsqueeze(-1)  # (D, S, 1)
@@ -173,9 +253,10 @@ class MonteCarloGame:
         on_line = torch.rand(base.shape[:2] + (1,), generator=generator, dtype=base.dtype, device=base.device) < 0.5
         self.fresh = torch.where(on_line, base + shift * self.line_direction.unsqueeze(1), node_sample)
         self.log_p = torch.stack([noise.log_prob(self.fresh[..., k]) for k, noise in enumerate(noises)], -1)
-        log_smear = torch.stack([_log_interval(noise, self.fresh[..., k] - reach[..., k],
-                                               self.fresh[..., k] + reach[..., k])
-                                 for k, noise in enumerate(noises)], -1) - torch.log(2.0 * reach)
+        log_smear = torch.stack([
+            torch.stack([noise_log_interval(noise, self.fresh[..., k] - r[..., k], self.fresh[..., k] + r[..., k])
+                         for k, noise in enumerate(noises)], -1) - torch.log(2.0 * r)
+            for r in ranges]).logsumexp(0) - math.log(len(ranges))
         log_q_node = torch.logaddexp(self.log_p, log_smear) - math.log(2.0)
         self.log_q_node = torch.where(unusual, log_q_node, self.log_p)
 
@@ -232,26 +313,66 @@ class MonteCarloGame:
         lo, hi = self.lo[:, :, None], self.hi[:, :, None]  # (D, 1, 1)
         z_lo = self.target.noise_at_most(location, lo.expand_as(location))
         z_hi = self.target.noise_at_least(location, hi.expand_as(location))
-        integrated = _log_outside(self.target_noise, z_lo, z_hi)
+        integrated = noise_log_outside(self.target_noise, z_lo, z_hi)
         target_value = self.target.value_at(location, self.abducted[:, None, None, -1])
         hit = (target_value <= lo) | (target_value >= hi)
         indicator = torch.zeros_like(location).masked_fill(~hit, -math.inf)
-        log_terms = torch.where(masks[None, :, None, -1], integrated, indicator)
-        log_terms = log_terms + self._log_weight(masks)
+        redrawn = masks[None, :, None, -1]
+        log_weight = self._log_weight(masks)
+        log_terms = torch.where(redrawn, integrated, indicator) + log_weight
         batched = log_terms.reshape(draws, masks.shape[0], self.num_batches, -1)
         per_batch = samples // self.num_batches
         log_batch_sums = torch.logsumexp(batched, dim=-1)  # (D, C, B)
         log_sum = torch.logsumexp(log_batch_sums, dim=-1)
         hit = torch.isfinite(log_sum)
         estimate = self._floored(log_sum - math.log(samples), samples)
-        value, batch_values = _linearised(estimate, log_batch_sums - math.log(per_batch), hit)
+        terms = self._threshold_terms(location, target_value, z_lo, z_hi, redrawn, log_weight, log_sum, hit)
+        value, batch_values = _linearised(estimate, log_batch_sums - math.log(per_batch), hit, terms)
         full, empty = _full_and_empty(masks)
-        # the full coalition is the IT score itself (its estimate from the same samples, without the bias term)
-        offset = torch.where(full, self.score - value, 0.0)
-        value, batch_values = value + offset, batch_values + offset.unsqueeze(-1)
+        if self.score is not None:  # g(all) is the IT score itself (the same estimate, computed once)
+            offset = torch.where(full, self.score - value, 0.0)
+            value, batch_values = value + offset, batch_values + offset.unsqueeze(-1)
         value = torch.where(empty, 0.0, value.clamp_min(0.0))
         batch_values = torch.where(empty.unsqueeze(-1), 0.0, batch_values)
         return value.unsqueeze(1), batch_values.permute(2, 0, 1).unsqueeze(2)
+
+    def _threshold_terms(self, location: torch.Tensor, target_value: torch.Tensor, z_lo: torch.Tensor,
+                         z_hi: torch.Tensor, redrawn: torch.Tensor, log_weight: torch.Tensor, log_sum: torch.Tensor,
+                         hit: torch.Tensor) -> torch.Tensor | None:
+        """Per batch, the change of ``log p_hat (D, C)`` when a threshold moves by that batch's shift:
+        ``slope * delta_b``, ``(D, C, B)`` (None where both thresholds are exact).
+
+        The slope is the secant of the estimate itself over the threshold's standard error either side (the same
+        samples, the threshold moved by ``-+ se``): no density is needed (a kept target noise gives a step
+        function), and it follows the estimate's curvature over the range where the threshold is uncertain.
+        """
+        total = None
+        for side, shift in enumerate(self.threshold_shifts):
+            if not bool((shift != 0).any()):
+                continue
+            error = (shift.square().mean(-1) / self.num_batches).sqrt()[:, None, None]  # (D, 1, 1)
+            moved = []
+            for step in (-1.0, 1.0):
+                lo, hi = self.lo[:, :, None], self.hi[:, :, None]
+                if side == 0:
+                    lo = lo + step * error
+                    low, high = self.target.noise_at_most(location, lo.expand_as(location)), z_hi
+                else:
+                    hi = hi + step * error
+                    low, high = z_lo, self.target.noise_at_least(location, hi.expand_as(location))
+                integrated = noise_log_outside(self.target_noise, low, high)
+                inside = (target_value > lo) & (target_value < hi)
+                indicator = torch.zeros_like(location).masked_fill(inside, -math.inf)
+                log_terms = torch.where(redrawn, integrated, indicator) + log_weight
+                moved.append(torch.logsumexp(log_terms, -1))
+            width = 2.0 * error[:, :, 0]  # (D, 1)
+            low_part, high_part = moved  # where the lower step has no support left: the one-sided secant
+            slope = torch.where(torch.isfinite(low_part), (high_part - low_part) / width,
+                                (high_part - log_sum) / (0.5 * width))
+            slope = torch.where(hit & torch.isfinite(slope), slope, torch.zeros_like(slope))
+            term = slope.unsqueeze(-1) * shift[:, None, :]
+            total = term if total is None else total + term
+        return total
 
     @staticmethod
     def _floored(log_estimate: torch.Tensor, samples: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pyro.distributions as dist
 import torch
 
-from bayes_rca.special import log1mexp, log_ndtri, student_t_log_cdf
+from bayes_rca.special import log1mexp, log_ndtri, normal_log_interval, student_t_log_cdf
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,16 @@ def per_draw(method, value: torch.Tensor) -> torch.Tensor:
     Noise parameters have shape ``(D, 1)``, so values are flattened to ``(D, B)`` and reshaped back.
     """
     return method(value.reshape(value.shape[0], -1)).reshape(value.shape)
+
+
+def noise_log_interval(noise: NoiseFamily, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """``log P(low <= N <= high)``, from the tail on the side away from zero for accuracy far out."""
+    if isinstance(noise, GaussianNoise):
+        return normal_log_interval(low / noise.scale, high / noise.scale)
+    upper = low > 0
+    log_far = torch.where(upper, noise.log_sf(low), noise.log_cdf(high))
+    log_near = torch.where(upper, noise.log_sf(high), noise.log_cdf(low))
+    return log_far + log1mexp((log_near - log_far).clamp_max(0.0))
 
 
 def sample_noise(noise: NoiseFamily, num_samples: int, generator: torch.Generator) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 from scipy import special as scipy_special
 
 from bayes_rca.errors import ConfigError
-from bayes_rca.noise import per_draw
+from bayes_rca.noise import GaussianNoise, per_draw
 from bayes_rca.special import erfc_floor
 
 if TYPE_CHECKING:
@@ -224,6 +224,14 @@ def gaussian_log_tail(mean: torch.Tensor, std: torch.Tensor, lo: torch.Tensor, h
         m, s, low, high = (t.expand_as(log_p)[far] for t in (mean, safe_std, lo, hi))
         log_p[far] = log_two_tails(torch.special.log_ndtr((low - m) / s), torch.special.log_ndtr((m - high) / s))
     return log_p.clamp_max_(0.0).masked_fill_(~positive.expand_as(log_p), 0.0)
+
+
+def noise_log_outside(noise, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """``log P(N <= low or N >= high)`` for values ``(D, ...)`` (noise parameters ``(D, 1)``)."""
+    if isinstance(noise, GaussianNoise):
+        scale = noise.scale.reshape(-1, *[1] * (low.dim() - 1))
+        return gaussian_log_tail(torch.zeros_like(scale), scale, low, high)
+    return log_two_tails(per_draw(noise.log_cdf, low), per_draw(noise.log_sf, high))
 
 
 def _student_t_log_sf(df: float, z: np.ndarray) -> np.ndarray:
