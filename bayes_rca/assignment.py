@@ -1,7 +1,8 @@
 """Automatic choice of a mechanism family per node, like DoWhy's ``auto.assign_causal_mechanisms``.
 
 Cheap closed-form screens propose candidates (heavy-tailed residuals propose Student-t noise; a held-out gain
-of random-feature ridge regression over linear regression proposes the nonlinear family). Every proposed
+of polynomial ridge regression over linear regression proposes ``polynomial_gaussian``, and one of
+random-feature ridge regression over the better of those two ``fourier_gaussian``). Every proposed
 family is then fitted and the one with the best PSIS-LOO expected log predictive density (arviz) is chosen,
 but a more complex family must beat the linear-Gaussian baseline by two standard errors of the difference.
 """
@@ -14,7 +15,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from bayes_rca.mechanisms import FourierGaussian, Mechanism
+from bayes_rca.mechanisms import FourierGaussian, Mechanism, PolynomialGaussian
 from bayes_rca.psis import psis_loo_pointwise
 
 KURTOSIS_P_VALUE = 1e-3
@@ -102,18 +103,47 @@ def propose_candidates(parents: torch.Tensor, value: torch.Tensor, constant: boo
         if excess > KURTOSIS_MIN_EXCESS and scipy.stats.kurtosistest(residuals).pvalue < KURTOSIS_P_VALUE:
             family = "linear_student_t" if p else "student_t_root"
             candidates.append(Candidate(family, f"residual excess kurtosis {excess:.2f}"))
+    candidates += _nonlinear_candidates(parents, linear, y, seed)
+    return candidates
+
+
+def _credible_gain(errors_before: np.ndarray, errors_after: np.ndarray) -> float | None:
+    """The share by which the held-out squared error falls, where it falls credibly (by
+    :data:`NONLINEAR_MIN_GAIN` and a t statistic of :data:`NONLINEAR_MIN_T`), else None."""
+    gain = 1.0 - errors_after.mean() / errors_before.mean()
+    diff = errors_before - errors_after
+    t_stat = diff.mean() / (diff.std(ddof=1) / np.sqrt(len(diff)) + 1e-300)
+    return gain if gain > NONLINEAR_MIN_GAIN and t_stat > NONLINEAR_MIN_T else None
+
+
+def _nonlinear_candidates(parents: torch.Tensor, linear: np.ndarray, y: np.ndarray, seed: int) -> list[Candidate]:
+    """Nonlinear families whose closed-form screen beats the best simpler design by held-out squared error:
+    ``polynomial_gaussian`` (exact posterior) against linear regression, then ``fourier_gaussian`` (fitted by
+    SVI) against the better of the two, so that SVI runs only where the polynomial does not already explain the
+    node."""
+    n, p = parents.shape
+    if not p:
+        return []
+    columns, candidates = linear.shape[1], []
+    best = _cross_validated_errors(linear, y, columns)
+    polynomial = PolynomialGaussian()
+    if n >= 2 * polynomial.num_parameters(p):
+        design = np.column_stack([np.ones(n), polynomial.regressors(parents.cpu()).numpy()])
+        errors = _cross_validated_errors(design, y, columns)
+        gain = _credible_gain(best, errors)
+        if gain is not None:
+            candidates.append(Candidate("polynomial_gaussian", f"held-out squared error {100 * gain:.0f}% below "
+                                        "linear"))
+            best = errors
     fourier = FourierGaussian()
-    if p and n >= 2 * fourier.num_parameters(p):
+    if n >= 2 * fourier.num_parameters(p):
         fourier.setup(p, seed)
-        nonlinear = np.column_stack([linear, fourier.features(parents.cpu()).numpy()])
-        columns = linear.shape[1]
-        err_lin = _cross_validated_errors(linear, y, columns)
-        err_nl = _cross_validated_errors(nonlinear, y, columns)
-        gain = 1.0 - err_nl.mean() / err_lin.mean()
-        diff = err_lin - err_nl
-        t_stat = diff.mean() / (diff.std(ddof=1) / np.sqrt(n) + 1e-300)
-        if gain > NONLINEAR_MIN_GAIN and t_stat > NONLINEAR_MIN_T:
-            candidates.append(Candidate("fourier_gaussian", f"held-out squared error {100 * gain:.0f}% below linear"))
+        design = np.column_stack([linear, fourier.features(parents.cpu()).numpy()])
+        gain = _credible_gain(best, _cross_validated_errors(design, y, columns))
+        if gain is not None:
+            simpler = "the polynomial" if candidates else "linear"
+            candidates.append(Candidate("fourier_gaussian", f"held-out squared error {100 * gain:.0f}% below "
+                                        f"{simpler}"))
     return candidates
 
 

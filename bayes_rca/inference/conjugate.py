@@ -17,7 +17,7 @@ def sample_conjugate(mechanism: LinearGaussian, parents: torch.Tensor, value: to
     mechanism : LinearGaussian
         Supplies the prior hyperparameters.
     parents : torch.Tensor
-        Standardised parents ``(n, p)``.
+        Standardised parents ``(n, p)`` (the weights multiply ``mechanism.regressors(parents)``).
     value : torch.Tensor
         Standardised node values ``(n,)``.
     num_draws : int
@@ -28,8 +28,9 @@ def sample_conjugate(mechanism: LinearGaussian, parents: torch.Tensor, value: to
     dict
         ``noise_var (D,)``, ``bias (D,)`` and, with parents, ``weight (D, p)``.
     """
-    n, p = parents.shape
-    design = torch.cat([torch.ones(n, 1, dtype=value.dtype), parents], dim=1)
+    regressors = mechanism.regressors(parents)
+    n, p = regressors.shape
+    design = torch.cat([torch.ones(n, 1, dtype=value.dtype), regressors], dim=1)
     prior_mean, prior_precision = mechanism.coefficient_prior(p, value.dtype)
     precision = torch.diag(prior_precision) + design.T @ design
     chol = torch.linalg.cholesky(precision)

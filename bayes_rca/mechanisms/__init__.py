@@ -23,6 +23,7 @@ from bayes_rca.mechanisms.linear import (
     RequestShareGaussian,
     StudentTRoot,
 )
+from bayes_rca.mechanisms.polynomial import PolynomialGaussian
 from bayes_rca.registry import import_submodules
 
 import_submodules(__name__, __path__)  # a family written in a new file here is registered
@@ -93,5 +94,5 @@ def bind_to_data(mechanism: Mechanism, node: object, values: torch.Tensor, loc: 
 
 
 __all__ = ["FAMILIES", "CensoredGaussian", "FourierGaussian", "GaussianRoot", "LinearGaussian", "LinearStudentT",
-           "Mechanism", "PassThroughGaussian", "Params", "RequestShareGaussian", "PoissonCount", "ProbitThreshold", "StudentTRoot", "bind_to_data", "is_binary",
+           "Mechanism", "PassThroughGaussian", "Params", "PolynomialGaussian", "RequestShareGaussian", "PoissonCount", "ProbitThreshold", "StudentTRoot", "bind_to_data", "is_binary",
            "make_mechanism"]

@@ -57,6 +57,12 @@ class LinearGaussian(Mechanism):
             params["weight"] = pyro.sample("weight", dist.Normal(mean[1:], scale[1:]).to_event(1))
         return params
 
+    def regressors(self, parents: torch.Tensor) -> torch.Tensor:
+        """The columns ``(..., M)`` the weights multiply (the conjugate update's design, after the intercept): the
+        standardised parents themselves here, their monomials in
+        :class:`~bayes_rca.mechanisms.polynomial.PolynomialGaussian`."""
+        return parents
+
     def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
         return _linear_location(parents, params)
 
