@@ -9,6 +9,7 @@ ancestors with Shapley contributions that come with credible intervals::
 """
 
 from bayes_rca.attribution import attribute_outliers
+from bayes_rca.attribution_options import MonteCarloOptions, ShapleyOptions
 from bayes_rca.distribution_change import attribute_distribution_change
 from bayes_rca.errors import (
     BayesRCAError,
@@ -33,7 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FAMILIES", "AttributionResult", "BayesRCAError", "BayesianSCM", "DataError", "GraphError", "InferenceOptions",
-    "Mechanism", "MechanismError", "MedianCDFQuantile", "VerificationError", "ZScore", "ancestors_of",
+    "Mechanism", "MechanismError", "MedianCDFQuantile", "MonteCarloOptions", "ShapleyOptions", "VerificationError", "ZScore", "ancestors_of",
     "attribute_distribution_change",
     "attribute_outliers", "blameable_nodes", "causal_graph_from_dependencies", "validate_graph",
 ]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Hashable
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 import torch
 
+from bayes_rca.attribution_options import (
+    MonteCarloOptions,
+    ShapleyOptions,
+    check_attribution_options,
+    resolve_options,
+)
 from bayes_rca.counterfactual import CappedGame, LinearGaussianGame, Players
 from bayes_rca.data import row_label, validate_outliers
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, check_choice
@@ -23,7 +30,7 @@ from bayes_rca.scale_mixture_game import ScaleMixtureGame, supports_scale_mixtur
 from bayes_rca.scm import BayesianSCM
 from bayes_rca.scores import FeatureMap, get_feature_map
 from bayes_rca.shapley import CounterfactualGame, ShapleyEstimate, exact_shapley, permutation_shapley
-from bayes_rca.validation import check_num_samples, check_seed
+from bayes_rca.validation import check_seed
 from bayes_rca.verification import verify_attribution
 
 Estimator = Literal["auto", "analytic", "scale_mixture", "monte_carlo"]
@@ -96,18 +103,18 @@ def _control_shapley(control, num_players: int, generator: torch.Generator, devi
                                CONTROL_TOLERANCE, CONTROL_PERMUTATIONS)
 
 
-def _shapley(game, num_players: int, max_exact_players: int, num_permutations: int, tolerance: float | None,
-             max_permutations: int, generator: torch.Generator, device: torch.device) -> ShapleyEstimate:
-    """Exact Shapley values up to ``max_exact_players``; above, permutations, around a control variate where the
-    game has one (the control's Shapley values plus permutations of the difference)."""
-    if num_players <= max_exact_players:
+def _shapley(game, num_players: int, options: ShapleyOptions, generator: torch.Generator,
+             device: torch.device) -> ShapleyEstimate:
+    """Exact Shapley values up to ``options.max_exact_players`` (resolved: not None); above, permutations, around a
+    control variate where the game has one (the control's Shapley values plus permutations of the difference)."""
+    if num_players <= options.max_exact_players:
         return exact_shapley(game, num_players, game.chunk_size, device)
     control = _control(game)
     if control is not None:
         base = _control_shapley(control, num_players, generator, device)
         game = game.difference(control)
-    sampled = permutation_shapley(game, num_players, num_permutations, generator, game.chunk_size, device,
-                                  tolerance, max_permutations)
+    sampled = permutation_shapley(game, num_players, options.num_permutations, generator, game.chunk_size, device,
+                                  options.tolerance, options.max_permutations)
     if control is None:
         return sampled
     return ShapleyEstimate(base.values + sampled.values,
@@ -130,14 +137,6 @@ def _check_possible_values(fitted: list[FittedNode], frame: pd.DataFrame) -> Non
             raise DataError(f"outlier row {row_label(column.index[index])}, column {node.name!r}: value "
                             f"{float(column.iloc[index])!r} {reason}, which its {node.mechanism.name} mechanism "
                             "cannot produce")
-
-
-def _check_options(estimator: str, max_nats: float | None, tail_df: float | None) -> None:
-    check_choice("estimator", estimator, ESTIMATOR_CHOICES)
-    if max_nats is not None and not max_nats > 0:
-        raise BayesRCAError(f"max_nats must be positive, got {max_nats!r}")
-    if tail_df is not None and not tail_df > 0:
-        raise BayesRCAError(f"tail_df must be positive, got {tail_df!r}")
 
 
 def _abduct(fitted: list[FittedNode], frame: pd.DataFrame, num_latent_samples: int, generator: torch.Generator,
@@ -197,17 +196,44 @@ def embed_players(values: np.ndarray, players: list[Hashable], nodes: list[Hasha
     return full
 
 
+def _game_rows(abducted: Players, estimator: str) -> list[Players]:
+    """The abducted players per game: one exact game for every row at once; a Monte Carlo game per row (its
+    samples and permutations are per row)."""
+    if estimator == "analytic":
+        return [abducted]
+    return [Players(abducted.nodes, abducted.values[r:r + 1], abducted.noise[:, r:r + 1])
+            for r in range(abducted.values.shape[0])]
+
+
+def _settings(tau: FeatureMap, estimator: str, shapley: ShapleyOptions, monte_carlo: MonteCarloOptions,
+              game: CounterfactualGame, num_players: int, model: BayesianSCM, frame: pd.DataFrame,
+              sampled_noise: bool, **given: Any) -> dict[str, Any]:
+    """The ``settings`` of the result: what was asked for and what was chosen."""
+    missing = {label: frame.columns[frame.loc[label].isna()].tolist() for label in frame.index
+               if frame.loc[label].isna().any()}
+    return {"feature_map": tau.name, "estimator": estimator,
+            "shapley": _shapley_name(num_players, shapley.max_exact_players, game),
+            "max_exact_players": shapley.max_exact_players, "num_samples": monte_carlo.num_samples,
+            "num_permutations": shapley.num_permutations, "tolerance": shapley.tolerance, "seed": given["seed"],
+            "device": given["device"], "converged": model.converged_, "max_nats": given["max_nats"],
+            "tail_df": given["tail_df"], "missing": missing,
+            "latent_samples": monte_carlo.num_latent_samples if sampled_noise else 0}
+
+
 def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFrame | pd.Series,
-                       feature_map: str | FeatureMap = "median_cdf_quantile", estimator: Estimator = "auto",
-                       num_samples: int = 2000, max_exact_players: int | None = None, num_permutations: int = 1000,
-                       tolerance: float | None = None, max_permutations: int = 100_000, max_nats: float | None = None,
-                       tail_df: float | None = None, num_latent_samples: int = 20,
-                       device: str | torch.device = "cpu", seed: int = 0, verify: bool = True) -> AttributionResult:
+                       feature_map: str | FeatureMap = "median_cdf_quantile", estimator: Estimator = "auto", *,
+                       shapley: ShapleyOptions | None = None, monte_carlo: MonteCarloOptions | None = None,
+                       max_nats: float | None = None, tail_df: float | None = None,
+                       device: str | torch.device = "cpu", seed: int = 0, verify: bool = True,
+                       **options: Any) -> AttributionResult:
     """Attribute outliers at ``target`` to its ancestors and itself, with a posterior over contributions.
 
-    For each posterior draw of the mechanisms, every node's noise is abducted from the outlier row, and the
-    Shapley values of ``g(S) = -log P(tau(X_t) >= tau(x_t) | noise of S redrawn)`` are computed. They sum to the
-    IT outlier score of the draw; nodes that are not ancestors of the target get exactly zero.
+    For each posterior draw of the mechanisms, every node's noise is abducted from the outlier row (a missing
+    value is a latent variable, inferred with the noise), and the Shapley values of
+    ``g(S) = -log P(tau(X_t) >= tau(x_t) | noise of S redrawn)`` are computed. They sum to the IT outlier score
+    of the draw; nodes that are not ancestors of the target get exactly zero. The steps: abduction
+    (``_abduct``) -> :func:`choose_estimator` -> :func:`build_game` -> Shapley values -> verification
+    (:func:`~bayes_rca.verification.verify_attribution`) -> :func:`embed_players`.
 
     Parameters
     ----------
@@ -216,66 +242,56 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     target : hashable
         The node where the outliers are observed.
     outliers : pandas.DataFrame or pandas.Series
-        The outlier rows (one Series = one row); columns for the target and its ancestors are needed. A missing
-        value (NaN) of an ancestor is a latent variable, inferred jointly with the noise per posterior draw
-        (:mod:`bayes_rca.latent`: exact for linear-Gaussian mechanisms, importance sampling otherwise); its
-        uncertainty widens the intervals. The noise of a node whose mechanism is not invertible is sampled from
-        its posterior given the row (:mod:`bayes_rca.mechanisms.interval`).
+        The outlier rows (one Series = one row), with columns for the target and its ancestors.
     feature_map : {"median_cdf_quantile", "zscore"} or FeatureMap
         The feature map ``tau`` of the IT score (DoWhy's default is the median-CDF quantile score).
     estimator : {"auto", "analytic", "scale_mixture", "monte_carlo"}
-        ``"auto"`` uses the exact Gaussian tail when every player is linear-Gaussian; the scale-mixture game
-        (:mod:`bayes_rca.scale_mixture_game`: exact given the Student-t mixing variables, which are sampled) when
-        every player is linear with Gaussian or Student-t noise; the general Monte Carlo game otherwise.
-    num_samples : int
-        Monte Carlo samples per draw and coalition (Monte Carlo and scale-mixture estimators).
-    max_exact_players : int, optional
-        Enumerate all ``2^K`` coalitions up to this many players (exact Shapley values, no Monte Carlo error);
-        sample antithetic permutations above. None: as many as fit a fixed cost per row
-        (:func:`default_max_exact_players`: 17 at 200 draws for the analytic estimator, 12 for Monte Carlo). The
-        permutation estimate's error is common to all posterior draws, so it shifts the whole posterior.
-    num_permutations : int
-        Permutations (in antithetic pairs) when sampling; with ``tolerance``, per round.
-    tolerance : float, optional
-        When sampling permutations, keep drawing rounds of ``num_permutations`` until every contribution's Monte
-        Carlo standard error is at most ``tolerance`` nats (or ``max_permutations`` is reached).
-    max_permutations : int
-        Cap on the permutations drawn with ``tolerance``.
+        The game (:func:`choose_estimator`; ``"auto"``: exact where every player is linear-Gaussian).
+    shapley, monte_carlo : ShapleyOptions, MonteCarloOptions, optional
+        How Shapley values are computed and the Monte Carlo sample sizes
+        (:mod:`bayes_rca.attribution_options`); their fields may also be given by name in ``options``.
     max_nats : float, optional
-        Cap every ``g(S)`` and the IT score at this many nats (tail probabilities floored at ``e^-max_nats``;
-        see :class:`~bayes_rca.counterfactual.CappedGame`). None (default): exact values however far out.
-        Useful where nodes barely vary in normal data but move far in the outlier.
+        Cap every ``g(S)`` and the IT score at this many nats (:class:`~bayes_rca.counterfactual.CappedGame`).
     tail_df : float, optional
         Degrees of freedom of the robust game (analytic estimator only): the noise of a redrawn coalition
-        shares one variance factor ``InvGamma(df/2, df/2)``, so the target under a coalition is Student-t and a
-        far outlier costs ``df log z`` nats rather than ``z^2/2`` (see
-        :class:`~bayes_rca.counterfactual.LinearGaussianGame`). None (default): the Gaussian game.
-    num_latent_samples : int
-        Noise samples per posterior draw where the noise is not identified by the row: a row has missing values,
-        or a player's mechanism is not invertible (a threshold, count or censored node, whose value only bounds
-        its noise to an interval). The draws of the result are then posterior draws x samples, and every axiom
-        holds per (draw, sample).
+        shares one variance factor, so the target under a coalition is Student-t
+        (:class:`~bayes_rca.counterfactual.LinearGaussianGame`).
     device : str or torch.device
         Where the tensors live (``"cpu"``, ``"cuda"``).
     seed : int
         Seed of all Monte Carlo and permutation draws; the same seed gives the same numbers.
     verify : bool
-        Check the game's Shapley values for efficiency and finiteness before non-players are filled in with
-        zeros (:func:`~bayes_rca.verification.verify_attribution`; raises
+        Check efficiency and finiteness on the game's own values (raises
         :class:`~bayes_rca.errors.VerificationError`).
 
     Returns
     -------
     AttributionResult
-        ``settings["converged"]`` is False when some node's posterior fit failed its convergence checks. A row
-        whose IT score's posterior median is below :data:`~bayes_rca.results.NOT_AN_OUTLIER_NATS` (1 nat) is
-        announced as not an outlier with a :class:`~bayes_rca.errors.BayesRCAWarning` (see
-        :meth:`AttributionResult.not_outliers`).
+        A row whose IT score's posterior median is below 1 nat is announced as not an outlier with a
+        :class:`~bayes_rca.errors.BayesRCAWarning`.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from bayes_rca import BayesianSCM
+    >>> from bayes_rca.synthetic import random_linear_system
+    >>> graph = nx.DiGraph([("db", "api"), ("api", "web")])
+    >>> system = random_linear_system(graph, seed=0)
+    >>> model = BayesianSCM(graph, num_draws=100, progress=False).fit(system.sample(500, seed=1))
+    >>> result = attribute_outliers(model, "web", system.outlier({"db": 6.0}))  # db's noise 6 sd out
+    >>> result.contributions.shape  # (posterior draws, outlier rows, nodes)
+    (100, 1, 3)
+    >>> result.summary().loc[0, "p_top_cause"].idxmax()
+    'db'
+    >>> bool(np.allclose(result.contributions.sum(-1), result.scores))  # efficiency, in every draw
+    True
     """
     if not model.nodes_:
         raise RuntimeError("the model is not fitted yet; call model.fit(data) first")
-    _check_options(estimator, max_nats, tail_df)
-    seed, num_samples = check_seed(seed), check_num_samples(num_samples)
+    check_choice("estimator", estimator, ESTIMATOR_CHOICES)
+    shapley, monte_carlo = resolve_options(shapley, monte_carlo, options)
+    monte_carlo = check_attribution_options(monte_carlo, max_nats, tail_df)
+    seed = check_seed(seed)
     players = blameable_nodes(model.graph, target)
     _warn_if_alone(players, target)
     frame = validate_outliers(outliers, players, missing_allowed=players[:-1], target=target)
@@ -284,42 +300,28 @@ def attribute_outliers(model: BayesianSCM, target: Hashable, outliers: pd.DataFr
     generator = torch.Generator(device).manual_seed(seed)
     fitted = [model.nodes_[name].to(device) for name in players]
     _check_possible_values(fitted, frame)
-    abducted, sampled_noise = _abduct(fitted, frame, num_latent_samples, generator, device)
+    abducted, sampled_noise = _abduct(fitted, frame, monte_carlo.num_latent_samples, generator, device)
     chosen = choose_estimator(abducted.nodes, estimator, tail_df)
-    if max_exact_players is None:
-        max_exact_players = default_max_exact_players(chosen == "analytic", abducted.noise.shape[0])
-    shapley_options = dict(max_exact_players=max_exact_players, num_permutations=num_permutations,
-                           tolerance=tolerance, max_permutations=max_permutations, generator=generator,
-                           device=device)
-    if chosen == "analytic":  # one exact game for every row at once
-        rows = [abducted]
-    else:  # a Monte Carlo game per row: its samples and permutations are per row
-        rows = [Players(abducted.nodes, abducted.values[r:r + 1], abducted.noise[:, r:r + 1])
-                for r in range(abducted.values.shape[0])]
-    games = [build_game(one, chosen, tau, num_samples, generator, tail_df, max_nats) for one in rows]
-    estimates = [_shapley(game, len(players), **shapley_options) for game in games]
-    contributions = torch.cat([e.values for e in estimates], 1)
-    errors = torch.cat([e.standard_error for e in estimates], 1)
+    if shapley.max_exact_players is None:
+        draws = abducted.noise.shape[0]
+        shapley = dataclasses.replace(shapley, max_exact_players=default_max_exact_players(chosen == "analytic",
+                                                                                           draws))
+    games = [build_game(one, chosen, tau, monte_carlo.num_samples, generator, tail_df, max_nats)
+             for one in _game_rows(abducted, chosen)]
+    estimates = [_shapley(game, len(players), shapley, generator, device) for game in games]
+    contributions = torch.cat([e.values for e in estimates], 1).cpu().numpy()
+    errors = torch.cat([e.standard_error for e in estimates], 1).cpu().numpy()
     scores = torch.cat([game.score for game in games], 1).cpu().numpy()
-    outlier_labels = list(frame.index)
     if verify:  # on the game's own values, before non-players are filled in
-        verify_attribution(contributions.cpu().numpy(), scores, players, outlier_labels)
+        verify_attribution(contributions, scores, players, list(frame.index))
     nodes = topological_order(model.graph)
-    missing = {label: frame.columns[frame.loc[label].isna()].tolist() for label in frame.index
-               if frame.loc[label].isna().any()}
     result = AttributionResult(
-        target=target, nodes=nodes, players=players, outliers=outlier_labels,
-        contributions=embed_players(contributions.cpu().numpy(), players, nodes),
-        standard_errors=embed_players(errors.cpu().numpy(), players, nodes), scores=scores,
+        target=target, nodes=nodes, players=players, outliers=list(frame.index),
+        contributions=embed_players(contributions, players, nodes),
+        standard_errors=embed_players(errors, players, nodes), scores=scores,
         noise=abducted.noise.cpu().numpy(), num_chains=model.num_chains,
-        settings={"feature_map": tau.name, "estimator": chosen,
-                  "shapley": _shapley_name(len(players), max_exact_players, games[-1]),
-                  "max_exact_players": max_exact_players,
-                  "num_samples": num_samples, "num_permutations": num_permutations, "tolerance": tolerance,
-                  "seed": seed, "device": str(device), "converged": model.converged_, "max_nats": max_nats,
-                  "tail_df": tail_df,
-                  "missing": missing, "latent_samples": num_latent_samples if sampled_noise else 0},
-    )
+        settings=_settings(tau, chosen, shapley, monte_carlo, games[-1], len(players), model, frame, sampled_noise,
+                           seed=seed, device=str(device), max_nats=max_nats, tail_df=tail_df))
     notice = not_an_outlier_notice(result)
     if notice:
         warnings.warn(notice, BayesRCAWarning, stacklevel=2)

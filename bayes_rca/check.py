@@ -29,10 +29,7 @@ from bayes_rca.graph import (
     validate_graph,
 )
 from bayes_rca.harness.config import expand_cells, load_config
-from bayes_rca.harness.change_benchmark import CHANGE_FAMILY
-from bayes_rca.harness.change_methods import make_change_method
-from bayes_rca.harness.loading import REAL_FAMILIES, benchmark_problem
-from bayes_rca.harness.methods import make_method
+from bayes_rca.harness.loading import benchmark_label, benchmark_problem, method_factory
 from bayes_rca.mechanisms import Mechanism, bind_to_data, is_binary, make_mechanism
 
 Level = Literal["error", "warning", "info"]
@@ -266,12 +263,8 @@ def check_config(path: str | Path) -> CheckReport:
     benchmarks = {json.dumps(cell["benchmark"], sort_keys=True): cell["benchmark"] for cell in cells}
     for bench in benchmarks.values():
         problem = benchmark_problem(bench)
-        label = bench["family"] if bench["family"] not in REAL_FAMILIES else \
-            f"{bench['family']} {bench['scenario']}/{bench['split']} {bench['metric']} {bench['statistic']}"
-        if bench["family"] == CHANGE_FAMILY:
-            label = f"{bench['family']} {bench['functional']}"
         findings.append(Finding("error", "benchmark", problem) if problem else
-                        Finding("info", "benchmark", f"benchmark {label!r}"))
+                        Finding("info", "benchmark", f"benchmark {benchmark_label(bench)!r}"))
     return CheckReport(findings)
 
 
@@ -280,7 +273,7 @@ def _method_finding(name: str, options: dict, families: list[str]) -> Finding:
     the ``distribution_change`` family, the outlier methods for every other one)."""
     try:
         for family in families:
-            (make_change_method if family == CHANGE_FAMILY else make_method)(name, **options)
+            method_factory(family)(name, **options)
     except BayesRCAError as error:
         return Finding("error", name, str(error))
     return Finding("info", name, f"method {name!r} with options {options!r}")

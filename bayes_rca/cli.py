@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     import networkx as nx
 
+    from bayes_rca.change_results import DistributionChangeResult
     from bayes_rca.check import CheckReport
 
 
@@ -152,17 +153,16 @@ def _check_change_options(args: argparse.Namespace, mechanisms: dict) -> None:
 
 
 def _change(args: argparse.Namespace, console: Console) -> None:
-    import json
+    graph, mechanisms, before, after = _change_inputs(args)
+    info = Console(stderr=True) if args.json else console
+    old_model, new_model, result, timing = _fit_and_attribute_change(args, graph, mechanisms, before, after)
+    _report_change(args, console, info, result, (old_model, new_model), (before, after), timing)
 
+
+def _change_inputs(args: argparse.Namespace) -> tuple[nx.DiGraph, dict, pd.DataFrame, pd.DataFrame]:
+    """Check the options of ``change`` and read its graph and periods; whatever is wrong fails before any fit."""
     from bayes_rca.attribution import resolve_device
-    from bayes_rca.change_report import (
-        change_document,
-        log_change,
-        prepare_change_output,
-        print_change,
-        write_change,
-    )
-    from bayes_rca.distribution_change import attribute_distribution_change, fit_periods
+    from bayes_rca.change_report import prepare_change_output
     from bayes_rca.graph import check_node
     from bayes_rca.graph_io import read_graph
     from bayes_rca.tracking import default_tracking_uri, tracking_client
@@ -185,7 +185,14 @@ def _change(args: argparse.Namespace, console: Console) -> None:
     prepare_change_output(args.output)  # a folder that cannot be written fails before the fit
     if not args.no_track:
         tracking_client(default_tracking_uri())  # so does a store MLflow cannot open
-    info = Console(stderr=True) if args.json else console
+    return graph, mechanisms, before, after
+
+
+def _fit_and_attribute_change(args: argparse.Namespace, graph: nx.DiGraph, mechanisms: dict, before: pd.DataFrame,
+                              after: pd.DataFrame) -> tuple[BayesianSCM, BayesianSCM, DistributionChangeResult, dict]:
+    """Fit both periods and attribute the target's change; with the seconds of each step."""
+    from bayes_rca.distribution_change import attribute_distribution_change, fit_periods
+
     start = time.perf_counter()
     old_model, new_model = fit_periods(before, after, graph, mechanisms, num_draws=args.draws,
                                        inference=args.inference, seed=args.seed, auto=args.auto,
@@ -197,7 +204,19 @@ def _change(args: argparse.Namespace, console: Console) -> None:
                                            estimator=args.estimator, num_samples=args.samples, device=args.device,
                                            seed=args.seed)
     attribute_seconds = time.perf_counter() - start
-    timing = {"fit_seconds": fit_seconds, "attribute_seconds": attribute_seconds}
+    return old_model, new_model, result, {"fit_seconds": fit_seconds, "attribute_seconds": attribute_seconds}
+
+
+def _report_change(args: argparse.Namespace, console: Console, info: Console, result: DistributionChangeResult,
+                   models: tuple[BayesianSCM, BayesianSCM], periods: tuple[pd.DataFrame, pd.DataFrame],
+                   timing: dict) -> None:
+    """Write the results folder, print the table (or the JSON document) and log the MLflow run."""
+    import json
+
+    from bayes_rca.change_report import change_document, log_change, print_change, write_change
+    from bayes_rca.tracking import default_tracking_uri
+
+    (old_model, new_model), (before, after) = models, periods
     document = change_document(result, args.delta, args.alpha,
                                {"before": args.before, "after": args.after, "rows_before": len(before),
                                 "rows_after": len(after), **timing})
@@ -206,8 +225,8 @@ def _change(args: argparse.Namespace, console: Console) -> None:
         print(json.dumps(document, indent=2))
     else:
         print_change(console, result, old_model, new_model, args.delta, args.alpha)
-    info.print(f"fit {fit_seconds:.1f} s (both periods), attribution {attribute_seconds:.2f} s; results in {folder}/",
-               markup=False, soft_wrap=True)
+    info.print(f"fit {timing['fit_seconds']:.1f} s (both periods), attribution {timing['attribute_seconds']:.2f} s; "
+               f"results in {folder}/", markup=False, soft_wrap=True)
     if not args.no_track:
         params = {"graph": args.graph, "before": args.before, "after": args.after, "metric": args.metric,
                   "statistic": args.statistic, "rows_before": len(before), "rows_after": len(after)}

@@ -42,48 +42,35 @@ from bayes_rca.change_functionals import (
 )
 from bayes_rca.change_games import LinearGaussianChangeGame, MonteCarloChangeGame
 from bayes_rca.change_results import DistributionChangeResult
-from bayes_rca.errors import BayesRCAError, GraphError, VerificationError
+from bayes_rca.errors import BayesRCAError, GraphError
 from bayes_rca.graph import blameable_nodes, check_node, parents_of, topological_order
 from bayes_rca.mechanisms import Mechanism
 from bayes_rca.scm import BayesianSCM
 from bayes_rca.shapley import ShapleyEstimate, exact_shapley, permutation_shapley
 from bayes_rca.validation import check_num_samples, check_seed
+from bayes_rca.verification import Wording, verify_shapley_values
 
 __all__ = ["FUNCTIONALS", "Functional", "LinearGaussianChangeGame", "MonteCarloChangeGame",
            "attribute_distribution_change", "distribution_change", "fit_periods", "get_functional",
            "quantile_functional", "verify_change"]
 
-EFFICIENCY_RTOL = 1e-6
 DEFAULT_MAX_EXACT_PLAYERS = 12
 DEFAULT_NUM_SAMPLES = 4000  # Monte Carlo samples per draw pair and coalition
 
 Tensor = torch.Tensor
 
 
+CHANGE_WORDING = Wording("total change", "the total change is", name_largest=True)
+
+
 def verify_change(contributions: np.ndarray, total: np.ndarray, nodes: list[Hashable],
                   players: list[Hashable]) -> None:
     """Raise :class:`VerificationError` unless, per draw pair, the contributions ``(D, N)`` are finite, sum to the
-    total change ``(D,)`` (efficiency), and are exactly 0 for nodes outside ``players`` (null player)."""
-    for array, what in ((contributions, "contribution"), (total, "total change")):
-        bad = np.argwhere(~np.isfinite(array))
-        if len(bad):
-            node = f", node {nodes[bad[0][1]]!r}" if array.ndim == 2 else ""
-            raise VerificationError(f"non-finite {what} at draw {bad[0][0]}{node}")
+    total change ``(D,)`` (efficiency), and are exactly 0 for nodes outside ``players`` (null player): the check of
+    :func:`~bayes_rca.verification.verify_shapley_values`, worded for the distribution change."""
     blameable = set(players)
-    for col, node in enumerate(nodes):
-        if node in blameable:
-            continue
-        nonzero = np.flatnonzero(contributions[:, col] != 0)
-        if len(nonzero):
-            raise VerificationError(f"null player violated: node {node!r} is not an ancestor of the target but has "
-                                    f"contribution {contributions[nonzero[0], col]:.3g} at draw {nonzero[0]}")
-    gap = np.abs(contributions.sum(-1) - total)
-    violated = np.flatnonzero(gap > EFFICIENCY_RTOL * (1.0 + np.abs(total)))
-    if len(violated):
-        draw = violated[0]
-        raise VerificationError(f"efficiency violated at draw {draw}: contributions sum to "
-                                f"{contributions[draw].sum():.6g}, the total change is {total[draw]:.6g} "
-                                f"(largest contribution: node {nodes[int(np.abs(contributions[draw]).argmax())]!r})")
+    verify_shapley_values(contributions, total, nodes, lambda index: f"draw {index[0]}", CHANGE_WORDING,
+                          null_players=[col for col, node in enumerate(nodes) if node not in blameable])
 
 
 def _check_same_structure(old_model: BayesianSCM, new_model: BayesianSCM, target: Hashable) -> None:
@@ -189,6 +176,34 @@ def attribute_distribution_change(old_model: BayesianSCM, new_model: BayesianSCM
     _check_same_structure(old_model, new_model, target)
     rule = get_functional(functional)
     seed = check_seed(seed)
+    num_samples = _check_options(estimator, num_samples, max_exact_players, num_permutations)
+    device = resolve_device(device)
+    nodes = topological_order(old_model.graph)
+    players = blameable_nodes(old_model.graph, target)
+    old_fitted, new_fitted, parent_index = _paired_players(old_model, new_model, players)
+    analytic = all(node.mechanism.linear_gaussian for node in old_fitted + new_fitted)
+    use_analytic = estimator == "analytic" or (estimator == "auto" and analytic)
+    generator = torch.Generator(device).manual_seed(seed)
+    game: LinearGaussianChangeGame | MonteCarloChangeGame
+    if use_analytic:
+        game = LinearGaussianChangeGame(old_fitted, new_fitted, parent_index, rule, device)
+    else:
+        game = MonteCarloChangeGame(old_fitted, new_fitted, parent_index, rule, num_samples, generator, device)
+    shapley, how = _shapley(game, len(players), max_exact_players, num_permutations, generator, device)
+    contributions, errors = _embed(shapley, game.num_draws, nodes, players)
+    total = game.total.cpu().numpy()
+    if verify:
+        verify_change(contributions, total, nodes, players)
+    settings = {"estimator": "analytic" if use_analytic else "monte_carlo", "shapley": how,
+                "max_exact_players": max_exact_players, "num_permutations": num_permutations,
+                "num_samples": None if use_analytic else game.num_samples, "seed": seed, "device": str(device),
+                "converged": old_model.converged_ and new_model.converged_}
+    return _result(game, rule, old_model, new_model, target, nodes, players, contributions, total, errors,
+                   settings)
+
+
+def _check_options(estimator: str, num_samples: int, max_exact_players: int, num_permutations: int) -> int:
+    """Check the estimator options of :func:`attribute_distribution_change`; return ``num_samples`` checked."""
     if estimator not in ("auto", "analytic", "monte_carlo"):
         raise BayesRCAError(f"unknown estimator {estimator!r}; use 'auto', 'analytic' or 'monte_carlo'")
     num_samples = check_num_samples(num_samples)
@@ -196,9 +211,13 @@ def attribute_distribution_change(old_model: BayesianSCM, new_model: BayesianSCM
         raise BayesRCAError(f"max_exact_players must be a positive integer, got {max_exact_players!r}")
     if isinstance(num_permutations, bool) or not isinstance(num_permutations, int) or num_permutations < 2:
         raise BayesRCAError(f"num_permutations must be an integer of at least 2, got {num_permutations!r}")
-    device = resolve_device(device)
-    nodes = topological_order(old_model.graph)
-    players = blameable_nodes(old_model.graph, target)
+    return num_samples
+
+
+def _paired_players(old_model: BayesianSCM, new_model: BayesianSCM, players: list[Hashable]
+                    ) -> tuple[list, list, list[list[int]]]:
+    """The fitted nodes of ``players`` in each model and each player's parents as positions among ``players``;
+    raises :class:`GraphError` when a node's fitted parents differ between the models or from the graph."""
     index = {name: k for k, name in enumerate(players)}
     parent_index = [[index[p] for p in parents_of(old_model.graph, name)] for name in players]
     old_fitted, new_fitted = [], []
@@ -214,30 +233,33 @@ def attribute_distribution_change(old_model: BayesianSCM, new_model: BayesianSCM
         if list(node.parents) != parents_of(old_model.graph, name):
             raise GraphError(f"node {name!r}: fitted parents {list(node.parents)} do not match the graph's "
                              f"{parents_of(old_model.graph, name)}")
-    analytic = all(node.mechanism.linear_gaussian for node in old_fitted + new_fitted)
-    use_analytic = estimator == "analytic" or (estimator == "auto" and analytic)
-    generator = torch.Generator(device).manual_seed(seed)
-    game: LinearGaussianChangeGame | MonteCarloChangeGame
-    if use_analytic:
-        game = LinearGaussianChangeGame(old_fitted, new_fitted, parent_index, rule, device)
-    else:
-        game = MonteCarloChangeGame(old_fitted, new_fitted, parent_index, rule, num_samples, generator, device)
-    K = len(players)
-    if K <= max_exact_players:
-        shapley: ShapleyEstimate = exact_shapley(game, K, game.chunk_size, device)
-        how = "exact"
-    else:
-        shapley = permutation_shapley(game, K, num_permutations, generator, game.chunk_size, device)
-        how = "permutation"
-    draws = game.num_draws
+    return old_fitted, new_fitted, parent_index
+
+
+def _shapley(game: LinearGaussianChangeGame | MonteCarloChangeGame, num_players: int, max_exact_players: int,
+             num_permutations: int, generator: torch.Generator, device: torch.device) -> tuple[ShapleyEstimate, str]:
+    """The Shapley values of ``game``: every coalition up to ``max_exact_players``, antithetic permutations above."""
+    if num_players <= max_exact_players:
+        return exact_shapley(game, num_players, game.chunk_size, device), "exact"
+    return permutation_shapley(game, num_players, num_permutations, generator, game.chunk_size, device), "permutation"
+
+
+def _embed(shapley: ShapleyEstimate, draws: int, nodes: list[Hashable], players: list[Hashable]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Contributions and their standard errors ``(draws, nodes)``: the players' Shapley values, exact 0 elsewhere."""
     contributions = np.zeros((draws, len(nodes)))
     errors = np.zeros_like(contributions)
     columns = [nodes.index(p) for p in players]
     contributions[:, columns] = shapley.values[:, 0].cpu().numpy()
     errors[:, columns] = shapley.standard_error[:, 0].cpu().numpy()
-    total = game.total.cpu().numpy()
-    if verify:
-        verify_change(contributions, total, nodes, players)
+    return contributions, errors
+
+
+def _result(game: LinearGaussianChangeGame | MonteCarloChangeGame, rule: Functional, old_model: BayesianSCM,
+            new_model: BayesianSCM, target: Hashable, nodes: list[Hashable], players: list[Hashable],
+            contributions: np.ndarray, total: np.ndarray, errors: np.ndarray, settings: dict
+            ) -> DistributionChangeResult:
+    draws = game.num_draws
     default_delta = None
     if rule.default_delta is not None:
         default_delta = float(rule.default_delta(game.old_mean[:, 0], game.old_variance[:, 0]).mean())
@@ -248,12 +270,8 @@ def attribute_distribution_change(old_model: BayesianSCM, new_model: BayesianSCM
     return DistributionChangeResult(
         target=target, nodes=nodes, players=players, functional=rule.name, contributions=contributions,
         total=total, standard_errors=errors, old_moments=old_moments, new_moments=new_moments,
-        default_delta=default_delta, num_chains=chains,
-        settings={"estimator": "analytic" if use_analytic else "monte_carlo", "shapley": how,
-                  "max_exact_players": max_exact_players, "num_permutations": num_permutations,
-                  "num_samples": None if use_analytic else game.num_samples, "seed": seed, "device": str(device),
-                  "converged": old_model.converged_ and new_model.converged_},
-        total_standard_error=None if use_analytic else game.total_standard_error.cpu().numpy())
+        default_delta=default_delta, num_chains=chains, settings=settings,
+        total_standard_error=None if settings["estimator"] == "analytic" else game.total_standard_error.cpu().numpy())
 
 
 def _linear_gaussian_mechanisms(graph: nx.DiGraph,

@@ -21,6 +21,13 @@ def validate_graph(graph: nx.DiGraph) -> nx.DiGraph:
     ------
     GraphError
         If the graph is not directed, is empty, or has a cycle (the cycle is named).
+
+    Examples
+    --------
+    >>> validate_graph(nx.DiGraph([("a", "b"), ("b", "a")]))
+    Traceback (most recent call last):
+    ...
+    bayes_rca.errors.GraphError: the causal graph must be acyclic, but it has the cycle a -> b -> a
     """
     if not isinstance(graph, nx.DiGraph):
         raise GraphError(f"the causal graph must be a networkx.DiGraph, got {type(graph).__name__}")
@@ -45,14 +52,22 @@ def check_node(graph: nx.DiGraph, node: Hashable, role: str = "node") -> None:
 
 
 def ancestors_of(graph: nx.DiGraph, target: Hashable) -> list[Hashable]:
-    """Ancestors of ``target`` in topological order (the target itself excluded)."""
+    """Ancestors of ``target`` in topological order (the target itself excluded).
+
+    >>> ancestors_of(nx.DiGraph([("db", "api"), ("api", "web"), ("cache", "web")]), "web")
+    ['cache', 'db', 'api']
+    """
     check_node(graph, target, "target")
     ancestors = nx.ancestors(graph, target)
     return [node for node in topological_order(graph) if node in ancestors]
 
 
 def blameable_nodes(graph: nx.DiGraph, target: Hashable) -> list[Hashable]:
-    """Nodes that can receive a nonzero contribution for ``target``: its ancestors and itself, in topological order."""
+    """Nodes that can receive a nonzero contribution for ``target``: its ancestors and itself, in topological order.
+
+    >>> blameable_nodes(nx.DiGraph([("db", "api"), ("api", "web"), ("api", "batch")]), "web")
+    ['db', 'api', 'web']
+    """
     return [*ancestors_of(graph, target), target]
 
 
@@ -80,6 +95,11 @@ def causal_graph_from_dependencies(dependencies: nx.DiGraph | Iterable[tuple[Has
     -------
     networkx.DiGraph
         The validated causal graph.
+
+    Examples
+    --------
+    >>> sorted(causal_graph_from_dependencies([("web", "api"), ("api", "db")]).edges)
+    [('api', 'web'), ('db', 'api')]
     """
     dep = dependencies if isinstance(dependencies, nx.DiGraph) else nx.DiGraph(list(dependencies))
     return validate_graph(dep.reverse(copy=True))

@@ -52,6 +52,18 @@ class AttributionResult:
         Chains of the posterior draws (``D = chains * draws``).
     settings : dict
         How the result was computed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> result = AttributionResult(target="web", nodes=["db", "web"], players=["db", "web"], outliers=[0],
+    ...                            contributions=np.array([[[3.0, 1.0]], [[2.0, 2.5]]]),
+    ...                            standard_errors=np.zeros((2, 1, 2)), scores=np.array([[4.0], [4.5]]),
+    ...                            noise=np.zeros((2, 1, 2)), num_chains=1)
+    >>> result.top_cause_probability()  # the share of draws in which each node contributes most
+    node      db  web
+    outlier
+    0        0.5  0.5
     """
 
     target: Hashable

@@ -257,8 +257,13 @@ class BayesianSCM:
 
     Examples
     --------
-    >>> model = BayesianSCM(graph).fit(normal_data)  # doctest: +SKIP
-    >>> result = attribute_outliers(model, target="Website", outliers=anomalous_rows)  # doctest: +SKIP
+    >>> import networkx as nx
+    >>> from bayes_rca.synthetic import random_linear_system
+    >>> graph = nx.DiGraph([("db", "api"), ("api", "web")])
+    >>> normal_data = random_linear_system(graph, seed=0).sample(500, seed=1)
+    >>> model = BayesianSCM(graph, num_draws=100, progress=False).fit(normal_data)
+    >>> {node: model.nodes_[node].mechanism.name for node in graph}  # the automatic assignment
+    {'db': 'gaussian_root', 'api': 'linear_gaussian', 'web': 'linear_gaussian'}
     """
 
     def __init__(self, graph: nx.DiGraph, mechanisms: Mapping[Hashable, str | Mechanism] | None = None,

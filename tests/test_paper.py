@@ -13,7 +13,7 @@ import yaml
 
 from bayes_rca.cli import main
 from bayes_rca.harness.runner import run_experiment
-from bayes_rca.paper import build
+from bayes_rca.paper import document
 from bayes_rca.paper.build import build_paper
 from bayes_rca.paper.latex import mean_se
 
@@ -186,13 +186,13 @@ def test_an_experiment_without_runs_now_keeps_the_earlier_build(paper, tmp_path)
 
 
 def test_no_latex_toolchain_stops_cleanly(tmp_path, monkeypatch):
-    monkeypatch.setattr(build.shutil, "which", lambda name: None)
-    pdf, message = build.build_pdf(tmp_path)
+    monkeypatch.setattr(document.shutil, "which", lambda name: None)
+    pdf, message = document.build_pdf(tmp_path)
     assert pdf is None and "apt-get install texlive-latex-base texlive-latex-extra latexmk" in message
 
 
 def test_cli_build(store, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(build.shutil, "which", lambda name: None)  # the sources, whatever is installed here
+    monkeypatch.setattr(document.shutil, "which", lambda name: None)  # the sources, whatever is installed here
     status = main(["paper", "build", "--experiments", EXPERIMENT, "--tracking-uri", store["uri"], "--out",
                    str(tmp_path / "out")])
     assert status == 0
@@ -204,5 +204,5 @@ def test_cli_build(store, tmp_path, monkeypatch, capsys):
                     reason="no LaTeX toolchain (apt-get install texlive-latex-base texlive-latex-extra latexmk)")
 def test_the_sources_compile(paper):
     out, _, _ = paper
-    pdf, message = build.build_pdf(out)
+    pdf, message = document.build_pdf(out)
     assert pdf is not None and pdf.stat().st_size > 0, message

@@ -260,16 +260,26 @@ def make_case(system: SyntheticSystem, target: Hashable, rng: np.random.Generato
 
 def make_benchmark(family: str, seed: int, num_rows: int = 2000, num_outliers: int = 5,
                    num_nodes: int | None = None, min_ancestors: int = 10, max_tries: int = 100) -> Benchmark:
+    """A benchmark instance of a family of :data:`FAMILY_NODES` (see :func:`generate_benchmark`)."""
+    return generate_benchmark(family, lambda size, rng: make_system(family, size, rng),
+                              FAMILY_NODES.get(family, (20, 29)), seed, num_rows, num_outliers, num_nodes,
+                              min_ancestors, max_tries)
+
+
+def generate_benchmark(family: str, system_of: Callable[[int, np.random.Generator], SyntheticSystem],
+                       node_range: tuple[int, int], seed: int, num_rows: int = 2000, num_outliers: int = 5,
+                       num_nodes: int | None = None, min_ancestors: int = 10, max_tries: int = 100) -> Benchmark:
     """A benchmark instance: system, ``num_rows`` training rows and ``num_outliers`` cases, all from ``seed``.
 
-    Targets are drawn among nodes with at least ``min_ancestors`` ancestors (fewer if the graph has none,
-    then the node with the most ancestors).
+    ``system_of(num_nodes, rng)`` draws a system of the family; ``num_nodes`` is drawn from ``node_range``
+    (both ends included) when unset. Targets are drawn among nodes with at least ``min_ancestors`` ancestors
+    (fewer if the graph has none, then the node with the most ancestors).
     """
     rng = np.random.default_rng(seed)
-    low, high = FAMILY_NODES.get(family, (20, 29))
+    low, high = node_range
     size = num_nodes or int(rng.integers(low, high + 1))
     for _ in range(max_tries):
-        system = make_system(family, size, rng)
+        system = system_of(size, rng)
         counts = {node: len(nx.ancestors(system.graph, node)) for node in system.graph}
         targets = sorted((n for n, c in counts.items() if c >= min_ancestors), key=str)
         if targets:

@@ -6,9 +6,12 @@ each check's normal rows and scored on whether it names no root cause; one that 
 method that ``uses_raw_data`` is fitted on, asked about and scored over the data as measured where the
 benchmark has them (see :mod:`bayes_rca.harness.real_data`), every other method over the prepared data.
 
-Cells of the ``distribution_change`` family (two periods, :mod:`bayes_rca.harness.change_cell`) take another
-path. ``run_cell`` is a pure function of the resolved cell mapping (same mapping, same numbers), so it can run in
-this process, a worker process or a Ray task; it returns metrics, a per-case table and artifact bytes, and
+:func:`run_cell` runs the cell's benchmark family (:mod:`bayes_rca.harness.families`): a family of outliers
+(:class:`~bayes_rca.harness.families.OutlierFamily`) comes to :func:`run_outlier_cell`, the
+``distribution_change`` family's cells (two periods, :mod:`bayes_rca.harness.change_cell`) take another path.
+The metrics of a case are :data:`bayes_rca.harness.metrics.OUTLIER_METRICS`. ``run_cell`` is a pure function of
+the resolved cell mapping (same mapping, same numbers), so it can run in this process, a worker process or a Ray
+task; it returns metrics, a per-case table and artifact bytes, and
 never touches the tracking store.
 """
 
@@ -32,13 +35,11 @@ import yaml
 from bayes_rca.graph import blameable_nodes
 from bayes_rca.harness import metrics
 from bayes_rca.harness.benchmarks import Benchmark, NormalCase, OutlierCase
-from bayes_rca.harness.change_benchmark import CHANGE_FAMILY
-from bayes_rca.harness.loading import load_benchmark
+from bayes_rca.harness.families import OutlierFamily, make_family
 from bayes_rca.harness.methods import make_method
 from bayes_rca.harness.methods.base import Attribution, RCAMethod
+from bayes_rca.harness.metrics import NDCG_KS, OUTLIER_METRICS, OutlierScoring
 from bayes_rca.harness.truth import true_attribution, truth_error_metrics
-
-NDCG_KS = tuple(range(1, 11))
 
 
 @dataclass
@@ -72,22 +73,10 @@ def score_case(attribution: Attribution, benchmark: Benchmark, case: OutlierCase
     scores = attribution.scores.reindex(nodes)
     draws = None if attribution.draws is None else attribution.draws.reindex(columns=nodes, fill_value=0.0)
     answer = Attribution(scores, draws, attribution.top_probability)
-    nan = float("nan")
-    relevance = case.relevance
-    row = {f"ndcg_at_{k}": metrics.ndcg_at_k(answer, relevance, k) if relevance is not None else nan
-           for k in NDCG_KS}
-    row["top1_recall"] = metrics.recall_at_k(answer, case.root_cause, 1) if case.root_cause in nodes else 0.0
-    row["top3_recall"] = metrics.recall_at_k(answer, case.root_cause, 3) if case.root_cause in nodes else 0.0
     known = true_attribution(benchmark, case)
     truth = None if known is None else known.contributions
-    row["coverage_90"] = metrics.interval_coverage(answer, truth) if truth is not None else nan
-    # the relevance ranking is a heuristic; the true-parameter Shapley values are what a method estimates
-    row["shapley_top1_agreement"] = metrics.recall_at_k(answer, truth.idxmax(), 1) if truth is not None else nan
-    row["oracle_ndcg_at_1"] = metrics.ndcg_at_k(Attribution(truth), relevance, 1) \
-        if truth is not None and relevance is not None else nan
-    row["interval_width_90"] = metrics.interval_width(answer, nodes)
-    row["top_cause_brier"] = metrics.top_cause_brier(answer, case.root_cause) \
-        if case.root_cause in nodes else nan
+    scoring = OutlierScoring(answer, nodes, case.root_cause, case.relevance, truth)
+    row = {name: metric(scoring) for name, metric in OUTLIER_METRICS.items()}
     if truth is not None:  # calibration over the players only (every other node is 0 in truth and draws)
         blameable = blameable_nodes(benchmark.graph, case.target)
         players, errors = truth.reindex(blameable), known.standard_errors.reindex(blameable)
@@ -147,18 +136,22 @@ def _netcdf_bytes(posterior: Any) -> bytes:
 
 
 def run_cell(cell: dict[str, Any]) -> CellResult:
-    """Run one resolved cell; failures are captured in ``CellResult.error`` with the traceback.
-
-    A cell of the ``distribution_change`` family runs :func:`~bayes_rca.harness.change_cell.run_change_cell`.
-    """
+    """Run one resolved cell as its benchmark family runs it
+    (:meth:`~bayes_rca.harness.families.BenchmarkFamily.run_cell`); failures, an unknown family too, are captured
+    in ``CellResult.error`` with the traceback."""
     torch.set_num_threads(1)
-    if cell["benchmark"].get("family") == CHANGE_FAMILY:
-        from bayes_rca.harness.change_cell import run_change_cell  # it imports this module
+    try:
+        family = make_family(cell["benchmark"]["family"])
+    except Exception:  # a failed cell is recorded, not fatal to the sweep
+        return CellResult(cell, error=traceback.format_exc())
+    return family.run_cell(cell)
 
-        return run_change_cell(cell)
+
+def run_outlier_cell(cell: dict[str, Any], family: OutlierFamily) -> CellResult:
+    """Run one resolved cell of a family of outliers (``family.load``): fit, attribute every outlier, score."""
     result = CellResult(cell)
     try:
-        benchmark = load_benchmark(cell["benchmark"], cell["seed"])
+        benchmark = family.load(family.read_options(cell["benchmark"]), cell["seed"])
         method = _method_for(cell)
         start = time.perf_counter()
         graph, train = _fit_data(method, benchmark)

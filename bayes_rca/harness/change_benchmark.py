@@ -5,7 +5,7 @@ One case per seed: a random DAG (the ``icml2022`` family's heavy-tailed generato
 ``num_nodes`` nodes (8 when unset) with linear-Gaussian mechanisms (coefficients ±U(0.5, 2), intercepts U(-3, 3)
 at roots and U(-1, 1) elsewhere, noise sds U(0.5, 1.5)); the target is a node with at least ``min_ancestors``
 ancestors. The new period changes ``1..max_changes`` of the target's mechanisms (itself and its ancestors),
-each by one of ``kinds`` (:data:`~bayes_rca.harness.config.CHANGE_KINDS`) it can take: a ``coefficient`` (one
+each by one of ``kinds`` (:data:`CHANGE_KINDS`) it can take: a ``coefficient`` (one
 parent's weight times U(1.3, 2)), the ``noise_scale`` (times U(1.5, 2.5)) or a ``root_shift`` (a root's mean
 moved by U(0.5, 1.5) of its noise sd, either sign). ``num_rows`` rows are drawn per period, and a second sample
 of the old period (``same_data``) is the no-change case that specificity is scored on.
@@ -31,10 +31,11 @@ import pandas as pd
 from bayes_rca.errors import BayesRCAError
 from bayes_rca.graph import blameable_nodes, parents_of
 from bayes_rca.harness.benchmarks import heavy_tailed_dag
-from bayes_rca.harness.config import CHANGE_KINDS
 from bayes_rca.synthetic import LinearGaussianSystem
 
 CHANGE_FAMILY = "distribution_change"
+CHANGE_KINDS = ("coefficient", "noise_scale", "root_shift")
+"""The mechanism changes the ``distribution_change`` family injects (``benchmark.change_kinds``)."""
 DEFAULT_NUM_NODES = 8
 
 
@@ -55,7 +56,7 @@ class ChangeCase:
     same_data : pandas.DataFrame
         A second sample of the old period: the no-change case.
     changes : dict
-        The changed mechanisms, node -> kind (one of :data:`~bayes_rca.harness.config.CHANGE_KINDS`).
+        The changed mechanisms, node -> kind (one of :data:`CHANGE_KINDS`).
     functional : str
         The change functional (``"mean"``, ``"kl"``, ... ; see :data:`bayes_rca.distribution_change.FUNCTIONALS`).
     """

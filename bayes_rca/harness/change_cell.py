@@ -2,7 +2,8 @@
 
 The cell's method (a :mod:`bayes_rca.harness.change_methods` name) is asked about the change case (old vs new
 period) and, with ``benchmark.specificity``, about the no-change case (two samples of the old period). Scored
-against the exact contributions at the true parameters (:class:`~bayes_rca.harness.change_benchmark.ChangeCase`):
+against the exact contributions at the true parameters (:class:`~bayes_rca.harness.change_benchmark.ChangeCase`),
+by :data:`bayes_rca.harness.metrics.CHANGE_METRICS`:
 
 * ``top1_recall``, ``top3_recall``: the share of the relevant changed mechanisms among the method's top 1 / 3
   (out of at most 1 / 3, :func:`~bayes_rca.harness.metrics.set_recall_at_k`; left out when no changed
@@ -34,10 +35,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bayes_rca.harness import metrics
 from bayes_rca.harness.cell import CellResult
 from bayes_rca.harness.change_benchmark import ChangeCase, change_case
-from bayes_rca.harness.change_methods import ChangeAttribution, ChangeMethod, make_change_method
+from bayes_rca.harness.change_methods import (
+    ChangeAttribution,
+    ChangeMethod,
+    make_change_method,
+)
+from bayes_rca.harness.metrics import CHANGE_METRICS, ChangeScoring
 
 
 def change_method_for(cell: dict[str, Any]) -> ChangeMethod:
@@ -66,24 +71,12 @@ def score_change(answer: ChangeAttribution, players: list[Hashable], truth: pd.S
     changed : list
         Every changed mechanism.
     """
-    nan = float("nan")
-    scores = answer.scores.astype(float).fillna(-np.inf)
-    truth = truth.reindex(players).astype(float)
-    named = set(answer.named)
-    row = {"top1_recall": metrics.set_recall_at_k(scores, relevant, 1),
-           "top3_recall": metrics.set_recall_at_k(scores, relevant, 3),
-           "named_recall": len(named & set(relevant)) / len(relevant) if relevant else nan,
-           "false_alarms": float(len(named - set(changed))),
-           "relevant_changes": float(len(relevant)), "injected_changes": float(len(changed)),
-           "num_players": float(len(players))}
-    row["contribution_mae"] = nan if answer.contributions is None else \
-        float((answer.contributions.reindex(players).fillna(0.0) - truth).abs().mean())
     attribution = answer.as_attribution()
     if answer.draws is not None:
         attribution.draws = answer.draws.reindex(columns=players, fill_value=0.0)
-    row["coverage_90"] = metrics.interval_coverage(attribution, truth)
-    row["interval_width_90"] = metrics.interval_width(attribution, players)
-    return row
+    scoring = ChangeScoring(answer.scores.astype(float).fillna(-np.inf), answer.contributions, attribution,
+                            set(answer.named), players, truth.reindex(players).astype(float), relevant, changed)
+    return {name: metric(scoring) for name, metric in CHANGE_METRICS.items()}
 
 
 def _contributions_table(answer: ChangeAttribution, case: ChangeCase) -> pd.DataFrame:

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from bayes_rca.harness.metrics import COMPARED
 from bayes_rca.tracking import default_tracking_uri, get_run, tracking_client
 
-METRICS = ("ndcg_at_1", "ndcg_at_3", "ndcg_at_10", "top1_recall", "top3_recall", "shapley_top1_agreement",
-           "oracle_ndcg_at_1", "coverage_90",
-           "interval_width_90", "top_cause_brier", "contribution_mae", "named_recall", "false_alarms", "specificity",
-           "failed_cases", "fit_seconds", "attribute_seconds")
+METRICS = COMPARED  # the metrics marked ``compared`` in bayes_rca.harness.metrics' tables
 
 
 def cell_runs(parent_run_id: str, tracking_uri: str | None = None) -> pd.DataFrame:

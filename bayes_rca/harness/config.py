@@ -1,74 +1,60 @@
-"""Experiment configurations: YAML files validated against a typed schema, overrides, sweep grids.
+"""Experiment configurations: YAML files validated against pydantic models, overrides, sweep grids.
 
 A config names the benchmark, the methods (each with its options), a sweep grid over any dotted key, how to
-execute the cells and where to track them. A wrong key or type is a :class:`ConfigError` naming the file and
+execute the cells and where to track them. The sections are pydantic v2 models (:class:`ExperimentConfig`;
+unknown keys forbidden, strict types); the ``benchmark`` section is validated against the options model of its
+family (:mod:`bayes_rca.harness.families`). A wrong key or type is a :class:`ConfigError` naming the file and
 the key. Every cell of the grid resolves to a plain dict whose hash identifies it for resuming.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import itertools
 import json
 import sys
-import types
 import typing
-from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bayes_rca.errors import ConfigError
+from bayes_rca.harness.change_benchmark import CHANGE_KINDS
+from bayes_rca.harness.families import (
+    DEFAULT_FAMILY,
+    BenchmarkOptions,
+    make_family,
+    options_model,
+)
+from bayes_rca.harness.families.base import UnknownFamilyOptions
 
+__all__ = ["CHANGE_KINDS", "EXECUTORS", "ExecutionConfig", "ExperimentConfig", "TrackingConfig", "config_hash",
+           "expand_cells", "load_config", "load_raw", "local_ray_problem", "parse_overrides", "validate"]
 
-CHANGE_KINDS = ("coefficient", "noise_scale", "root_shift")
-"""The mechanism changes the ``distribution_change`` family injects (``benchmark.change_kinds``)."""
-
-
-@dataclass
-class BenchmarkConfig:
-    """Which systems to generate (:mod:`bayes_rca.harness.benchmarks`) or which real data to read.
-
-    ``num_nodes`` to ``min_ancestors`` shape the synthetic families; ``data_root`` to ``specificity`` select the
-    cases of the real ``petshop`` family (see :func:`bayes_rca.harness.real_data.petshop_benchmark`);
-    ``data_root`` is relative to the working directory. The ``distribution_change`` family (two periods with
-    injected mechanism changes, :mod:`bayes_rca.harness.change_benchmark`) reads ``num_nodes``, ``num_rows``
-    (rows per period), ``min_ancestors`` and ``specificity`` (also a no-change case) and its own keys:
-    ``functional`` (the change attributed), ``max_changes`` (1..max_changes mechanisms change) and
-    ``change_kinds`` (of ``coefficient``, ``noise_scale``, ``root_shift``).
-    """
-
-    family: str = "icml2022"
-    num_nodes: int | None = None
-    num_rows: int = 2000
-    num_outliers: int = 5
-    min_ancestors: int = 10
-    data_root: str = "../shared/data/petshop"
-    scenario: str = "low_traffic"
-    split: str = "train"
-    metric: str = "latency"
-    statistic: str = "Average"
-    min_observed: int = 10
-    specificity: bool = True
-    functional: str = "mean"
-    max_changes: int = 3
-    change_kinds: list[str] = field(default_factory=lambda: list(CHANGE_KINDS))
-
-
-EXECUTORS = ("sequential", "processes", "ray")
+Executor = Literal["sequential", "processes", "ray"]
+EXECUTORS: tuple[str, ...] = typing.get_args(Executor)
 LOCAL_RAY_ADDRESSES = (None, "", "local")  # ray.init starts a new local instance for these
 
 
-@dataclass
-class ExecutionConfig:
+class _Section(BaseModel):
+    """A section of a config: unknown keys forbidden, strict types; also built with its fields by position."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    def __init__(self, *values: Any, **fields: Any) -> None:
+        super().__init__(**dict(zip(type(self).model_fields, values)), **fields)
+
+
+class ExecutionConfig(_Section):
     """How cells run: ``sequential`` (in process), ``processes`` (local pool) or ``ray`` (the Ray cluster at
     ``ray_address``; see :func:`local_ray_problem`); ``workers`` (at least 1) processes."""
 
-    executor: str = "sequential"
-    workers: int = 2
+    executor: Executor = "sequential"
+    workers: int = Field(2, ge=1)
     ray_address: str | None = None
 
 
@@ -86,25 +72,29 @@ def local_ray_problem(execution: ExecutionConfig) -> str | None:
             "on one machine use executor: processes, or give ray_address of a Ray cluster you have secured")
 
 
-@dataclass
-class TrackingConfig:
+class TrackingConfig(_Section):
     """Where runs are logged; ``uri`` null means ``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` here."""
 
     uri: str | None = None
     experiment: str | None = None
 
 
-@dataclass
-class ExperimentConfig:
-    """A whole experiment: every combination of ``sweep`` values, times every method, is one cell."""
+Options = TypeVar("Options", bound=BenchmarkOptions)
+
+
+class ExperimentConfig(_Section, Generic[Options]):
+    """A whole experiment: every combination of ``sweep`` values, times every method, is one cell.
+
+    ``benchmark`` is the options model of its family (``ExperimentConfig[SyntheticOptions]``, ...).
+    """
 
     name: str
     seed: int = 0
-    methods: dict[str, dict[str, Any]] = field(default_factory=lambda: {"bayes_rca": {}})
-    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
-    sweep: dict[str, list[Any]] = field(default_factory=dict)
-    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    methods: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"bayes_rca": {}})
+    benchmark: Options = Field(default_factory=dict, validate_default=True)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 MAX_CONFIG_VALUES = 100_000  # values (scalars and containers) a config may hold, YAML aliases expanded
@@ -148,55 +138,65 @@ def _short(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def _type_ok(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin is dict:
-        key_hint, value_hint = typing.get_args(hint)
-        return isinstance(value, dict) and all(_type_ok(k, key_hint) and _type_ok(v, value_hint)
-                                               for k, v in value.items())
-    if origin is list:
-        (item_hint,) = typing.get_args(hint)
-        return isinstance(value, list) and all(_type_ok(item, item_hint) for item in value)
-    return isinstance(value, hint)
-
-
-def _build(cls: type, data: Any, source: str, prefix: str = "") -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, got {_short(data)}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [key for key in data if key not in names]
-    if unknown:
-        raise ConfigError(f"{source}: unknown key {prefix + str(unknown[0])!r}; known keys here: "
-                          f"{', '.join(prefix + n for n in names)}")
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{source}: missing required key {prefix + f.name!r}")
-            continue
-        value, hint = data[f.name], hints[f.name]
-        if dataclasses.is_dataclass(hint):
-            values[f.name] = _build(hint, value, source, f"{prefix}{f.name}.")
-        elif not _type_ok(value, hint):
-            raise ConfigError(f"{source}: key {prefix + f.name!r} must be {_describe(hint)}, got {_short(value)}")
-        else:
-            values[f.name] = value
-    return cls(**values)
-
-
 def _describe(hint: Any) -> str:
     return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _family_of(data: dict[str, Any]) -> Any:
+    bench = data.get("benchmark", {})
+    return bench.get("family", DEFAULT_FAMILY) if isinstance(bench, dict) else DEFAULT_FAMILY
+
+
+@cache
+def _model(options: type[BenchmarkOptions]) -> type[ExperimentConfig]:
+    return ExperimentConfig[options]
+
+
+def _problem(error: ValidationError, model: type[BaseModel], data: Any) -> str:
+    """The first problem of a validation error as one line naming the dotted key (the messages of the
+    hand-written validator this replaced: unknown key and the known ones, missing key, expected type)."""
+    detail = error.errors()[0]
+    loc = [part for part in detail["loc"] if isinstance(part, str)]
+    keys: list[str] = []
+    for part in loc:  # walk the models down to the field the error is about
+        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+        if part not in fields:
+            break
+        keys.append(part)
+        data = data.get(part) if isinstance(data, dict) else None
+        hint = fields[part].annotation
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            model = hint
+            continue
+        key = ".".join(keys)
+        if detail["type"] == "missing":
+            return f"missing required key {key!r}"
+        if typing.get_origin(hint) is Literal:
+            return f"key {key!r} must be one of {', '.join(map(str, typing.get_args(hint)))}, got {_short(data)}"
+        if detail["type"] == "greater_than_equal":
+            return f"key {key!r} must be at least {detail['ctx']['ge']}, got {_short(data)}"
+        return f"key {key!r} must be {_describe(hint)}, got {_short(data)}"
+    prefix = "".join(f"{key}." for key in keys)
+    where = prefix.rstrip(".") or "the config"
+    if detail["type"] == "extra_forbidden":
+        unknown = loc[len(keys)] if len(loc) > len(keys) else detail["loc"][-1]
+        known = ", ".join(prefix + name for name in model.model_fields)
+        family = f" (benchmark family {data.get('family', DEFAULT_FAMILY)!r})" if keys == ["benchmark"] else ""
+        return f"unknown key {prefix + str(unknown)!r}; known keys here: {known}{family}"
+    if detail["type"] == "missing":
+        return f"missing required key {prefix + str(loc[len(keys)])!r}"
+    return f"{where} must be a mapping, got {_short(data)}"
+
+
+def _build(data: Any, source: str) -> ExperimentConfig:
+    """The typed config of a raw mapping, its ``benchmark`` section against its family's options."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a mapping, got {_short(data)}")
+    model = _model(options_model(_family_of(data)))
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {_problem(error, model, data)}") from None
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
@@ -267,12 +267,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[E
 
 def validate(data: dict[str, Any], source: str) -> ExperimentConfig:
     """Validate a raw mapping, including every sweep key and value, and return the typed config."""
-    config = _build(ExperimentConfig, data, source)
-    if config.execution.executor not in EXECUTORS:
-        raise ConfigError(f"{source}: key 'execution.executor' must be one of {', '.join(EXECUTORS)}, got "
-                          f"{config.execution.executor!r}")
-    if config.execution.workers < 1:
-        raise ConfigError(f"{source}: key 'execution.workers' must be at least 1, got {config.execution.workers}")
+    config = _build(data, source)
     problem = local_ray_problem(config.execution)
     if problem:
         raise ConfigError(f"{source}: {problem}")
@@ -283,8 +278,18 @@ def validate(data: dict[str, Any], source: str) -> ExperimentConfig:
             trial = copy.deepcopy(data)
             trial["sweep"] = {}
             _set_dotted(trial, key, value, f"{source} (sweep {key})")
-            _build(ExperimentConfig, trial, f"{source} (sweep {key}={_short(value)})")
+            _build(trial, f"{source} (sweep {key}={_short(value)})")
     return config
+
+
+def resolve(config: ExperimentConfig) -> dict[str, Any]:
+    """The resolved mapping of a typed config (defaults filled in; the ``benchmark`` section as its family
+    resolves it, :meth:`~bayes_rca.harness.families.BenchmarkFamily.resolve`)."""
+    resolved = config.model_dump()
+    if isinstance(config.benchmark, UnknownFamilyOptions):  # not registered: the section as given
+        return resolved
+    resolved["benchmark"] = make_family(config.benchmark.family).resolve(config.benchmark)
+    return resolved
 
 
 def expand_cells(data: dict[str, Any], source: str = "config") -> list[dict[str, Any]]:
@@ -301,7 +306,7 @@ def expand_cells(data: dict[str, Any], source: str = "config") -> list[dict[str,
         base.pop("sweep", None)
         for key, value in zip(keys, values):
             _set_dotted(base, key, value, source)
-        resolved = dataclasses.asdict(_build(ExperimentConfig, base, source))
+        resolved = resolve(_build(base, source))
         for key in ("sweep", "execution", "tracking", "methods"):
             resolved.pop(key)
         for method, options in config.methods.items():

@@ -1,37 +1,41 @@
-"""The benchmark of a cell, from its ``benchmark`` section: a synthetic family or a real data set."""
+"""The benchmark of a cell, from its resolved ``benchmark`` section, by the registry of benchmark families
+(:mod:`bayes_rca.harness.families`): a synthetic family or a real data set."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from bayes_rca.datasets.petshop import load_scenario
 from bayes_rca.errors import BayesRCAError
-from bayes_rca.harness.benchmarks import FAMILY_NODES, Benchmark, make_benchmark
-from bayes_rca.harness.change_benchmark import CHANGE_FAMILY, change_benchmark_problem
-from bayes_rca.harness.real_data import petshop_benchmark
+from bayes_rca.harness.benchmarks import Benchmark
+from bayes_rca.harness.families import (
+    BENCHMARK_FAMILIES,
+    OutlierFamily,
+    family_class,
+    make_family,
+)
 
-REAL_FAMILIES = ("petshop",)
-FAMILIES = (*FAMILY_NODES, CHANGE_FAMILY, *REAL_FAMILIES)
+
+def real_families() -> tuple[str, ...]:
+    """The registered families that read data from disk."""
+    return tuple(name for name, cls in BENCHMARK_FAMILIES.items() if cls.real)
 
 
 def load_benchmark(bench: dict[str, Any], seed: int) -> Benchmark:
-    """The benchmark described by a resolved ``benchmark`` section (see :class:`~bayes_rca.harness.config.BenchmarkConfig`).
+    """The benchmark described by a resolved ``benchmark`` section (its family's
+    :meth:`~bayes_rca.harness.families.OutlierFamily.load`).
 
     Raises
     ------
     BayesRCAError
-        For the ``distribution_change`` family, which has two periods instead of outliers (its cells generate
-        :func:`~bayes_rca.harness.change_benchmark.change_case`).
+        For an unknown family, or one that has no outlier benchmark (``distribution_change``: two periods
+        instead of outliers; its cells generate :func:`~bayes_rca.harness.change_benchmark.change_case`).
     """
-    if bench["family"] == CHANGE_FAMILY:
-        raise BayesRCAError(f"the {CHANGE_FAMILY} family has no outlier benchmark; its cells run "
-                            "bayes_rca.harness.change_cell.run_change_cell")
-    if bench["family"] == "petshop":
-        return petshop_benchmark(bench["data_root"], bench["scenario"], bench["split"], bench["metric"],
-                                 bench["statistic"], bench["min_observed"], bench["specificity"])
-    return make_benchmark(bench["family"], seed, bench["num_rows"], bench["num_outliers"], bench["num_nodes"],
-                          bench["min_ancestors"])
+    family = make_family(bench["family"])
+    if not isinstance(family, OutlierFamily):
+        raise BayesRCAError(f"the {bench['family']} family has no outlier benchmark; its cells run "
+                            f"{type(family).__module__}.{type(family).__qualname__}.run_cell")
+    return family.load(family.read_options(bench), seed)
 
 
 def benchmark_problem(bench: dict[str, Any]) -> str | None:
@@ -39,16 +43,28 @@ def benchmark_problem(bench: dict[str, Any]) -> str | None:
 
     Cheap: a real data set's scenario folder is read, nothing is fitted.
     """
-    family = bench["family"]
-    if family not in FAMILIES:
-        return f"unknown benchmark family {family!r}; known: {', '.join(FAMILIES)}"
-    if family == CHANGE_FAMILY:
-        return change_benchmark_problem(bench)
-    if family in REAL_FAMILIES:
-        folder = Path(bench["data_root"]) / bench["scenario"]
-        try:
-            scenario = load_scenario(folder)
-            scenario.select(bench["split"])
-        except BayesRCAError as error:
-            return f"{error} (benchmark.data_root is read from the working directory {Path.cwd()})"
-    return None
+    try:
+        family = make_family(bench["family"])
+    except BayesRCAError as error:
+        return str(error)
+    return family.problem(family.read_options(bench))
+
+
+def benchmark_label(bench: dict[str, Any], short: bool = False) -> str:
+    """The benchmark as ``bayes-rca check`` names it (``short``: as the sweep's progress lines do)."""
+    try:
+        family = make_family(bench["family"])
+    except BayesRCAError:
+        return str(bench["family"])
+    options = family.read_options(bench)
+    return family.short_label(options) if short else family.label(options)
+
+
+def method_factory(name: str) -> Callable[..., Any]:
+    """The ``make_method`` of benchmark family ``name``'s cells (outlier methods for an unknown one)."""
+    try:
+        return family_class(name)().method_factory()
+    except BayesRCAError:
+        from bayes_rca.harness.methods import make_method
+
+        return make_method

@@ -1,12 +1,19 @@
-"""Metrics of root-cause rankings and of their uncertainty, as the literature uses them.
+"""Metrics of root-cause rankings and of their uncertainty, as the literature uses them, and the harness's
+metric tables.
 
 Every function takes a method's :class:`~bayes_rca.harness.methods.base.Attribution` and the ground truth of
-one outlier, and returns a number; the harness averages them over outliers and seeds.
+one outlier, and returns a number; the harness averages them over outliers and seeds. What a cell logs is one
+source of truth, the ``{name: Metric}`` tables at the end: :data:`OUTLIER_METRICS` (per outlier case,
+:func:`bayes_rca.harness.cell.score_case`), :data:`CHANGE_METRICS` (per distribution-change case,
+:func:`bayes_rca.harness.change_cell.score_change`) and :data:`CELL_METRICS` (measured by the cell itself);
+those marked ``compared`` are the columns of :mod:`bayes_rca.harness.compare`'s table (:data:`COMPARED`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -141,3 +148,111 @@ def calibration_table(attribution: Attribution, truth: pd.Series,
     table["top_probability"] = np.nan if top is None else top.reindex(nodes).to_numpy(dtype=float)
     table["true_top"] = (truth.index == truth.idxmax()).astype(float)
     return table
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric a cell logs: ``of(scoring)`` computes it from one case's scoring (None: the cell measures it,
+    e.g. seconds); ``compared``: a column of the comparison table. Called like its function."""
+
+    of: Callable[[Any], float] | None = None
+    compared: bool = False
+
+    def __call__(self, scoring: Any) -> float:
+        return self.of(scoring)
+
+
+@dataclass(frozen=True)
+class OutlierScoring:
+    """One answer about one outlier and its ground truth, as :data:`OUTLIER_METRICS` read them.
+
+    ``answer``: the method's attribution over ``nodes`` (the nodes of the graph it was fitted on);
+    ``relevance``: the ground-truth relevance (None where unknown: real data); ``truth``: the contributions at
+    the true parameters (None where unknown).
+    """
+
+    answer: Attribution
+    nodes: list[Hashable]
+    root_cause: Hashable
+    relevance: pd.Series | None
+    truth: pd.Series | None
+
+    @property
+    def root_known(self) -> bool:
+        """Whether the root cause is a node of the fitted graph (else the answer cannot name it)."""
+        return self.root_cause in self.nodes
+
+
+NDCG_KS = tuple(range(1, 11))
+_NAN = float("nan")
+
+
+def _ndcg(k: int) -> Metric:
+    return Metric(lambda s: ndcg_at_k(s.answer, s.relevance, k) if s.relevance is not None else _NAN,
+                  compared=k in (1, 3, 10))
+
+
+OUTLIER_METRICS: dict[str, Metric] = {
+    **{f"ndcg_at_{k}": _ndcg(k) for k in NDCG_KS},
+    "top1_recall": Metric(lambda s: recall_at_k(s.answer, s.root_cause, 1) if s.root_known else 0.0, True),
+    "top3_recall": Metric(lambda s: recall_at_k(s.answer, s.root_cause, 3) if s.root_known else 0.0, True),
+    "coverage_90": Metric(lambda s: interval_coverage(s.answer, s.truth) if s.truth is not None else _NAN, True),
+    # the relevance ranking is a heuristic; the true-parameter Shapley values are what a method estimates
+    "shapley_top1_agreement": Metric(
+        lambda s: recall_at_k(s.answer, s.truth.idxmax(), 1) if s.truth is not None else _NAN, True),
+    "oracle_ndcg_at_1": Metric(lambda s: ndcg_at_k(Attribution(s.truth), s.relevance, 1)
+                               if s.truth is not None and s.relevance is not None else _NAN, True),
+    "interval_width_90": Metric(lambda s: interval_width(s.answer, s.nodes), True),
+    "top_cause_brier": Metric(lambda s: top_cause_brier(s.answer, s.root_cause) if s.root_known else _NAN, True),
+}
+"""Per outlier case, averaged over the cell's cases (a case the method fails on scores top-k recall 0). Where
+the true parameters are known the cell adds :func:`calibration_metrics` and
+:func:`~bayes_rca.harness.truth.truth_error_metrics` over the players."""
+
+
+@dataclass(frozen=True)
+class ChangeScoring:
+    """One answer about a distribution-change case, as :data:`CHANGE_METRICS` read them (see
+    :func:`bayes_rca.harness.change_cell.score_change`)."""
+
+    scores: pd.Series
+    contributions: pd.Series | None
+    attribution: Attribution
+    named: set
+    players: list[Hashable]
+    truth: pd.Series
+    relevant: list[Hashable]
+    changed: list[Hashable]
+
+
+CHANGE_METRICS: dict[str, Metric] = {
+    "top1_recall": Metric(lambda s: set_recall_at_k(s.scores, s.relevant, 1), True),
+    "top3_recall": Metric(lambda s: set_recall_at_k(s.scores, s.relevant, 3), True),
+    "named_recall": Metric(lambda s: len(s.named & set(s.relevant)) / len(s.relevant) if s.relevant else _NAN,
+                           True),
+    "false_alarms": Metric(lambda s: float(len(s.named - set(s.changed))), True),
+    "relevant_changes": Metric(lambda s: float(len(s.relevant))),
+    "injected_changes": Metric(lambda s: float(len(s.changed))),
+    "num_players": Metric(lambda s: float(len(s.players))),
+    "contribution_mae": Metric(lambda s: _NAN if s.contributions is None else float(
+        (s.contributions.reindex(s.players).fillna(0.0) - s.truth).abs().mean()), True),
+    "coverage_90": Metric(lambda s: interval_coverage(s.attribution, s.truth), True),
+    "interval_width_90": Metric(lambda s: interval_width(s.attribution, s.players), True),
+}
+"""Per distribution-change case (the change case; the no-change case is scored for specificity)."""
+
+CELL_METRICS: dict[str, Metric] = {
+    "specificity": Metric(compared=True),  # share of the normal-data checks where nothing is named
+    "failed_cases": Metric(compared=True),
+    "fit_seconds": Metric(compared=True),
+    "attribute_seconds": Metric(compared=True),
+    "specificity_seconds": Metric(),
+    "num_nodes": Metric(),
+    "num_cases": Metric(),
+}
+"""Measured by the cell itself: specificity, failures, seconds and sizes."""
+
+COMPARED: tuple[str, ...] = tuple(dict.fromkeys(
+    name for table in (OUTLIER_METRICS, CHANGE_METRICS, CELL_METRICS) for name, metric in table.items()
+    if metric.compared))
+"""The metrics of the comparison table (:func:`bayes_rca.harness.compare.comparison_table`)."""

@@ -10,10 +10,11 @@ import pandas as pd
 
 from bayes_rca.errors import BayesRCAError
 from bayes_rca.harness.cell import CellResult
-from bayes_rca.harness.change_benchmark import CHANGE_FAMILY
 from bayes_rca.harness.compare import compare, write_comparison
 from bayes_rca.harness.config import config_hash, expand_cells, load_config
 from bayes_rca.harness.executors import execute
+from bayes_rca.harness.families import make_family
+from bayes_rca.harness.loading import benchmark_label
 from bayes_rca.harness.tracking import SweepTracker
 
 
@@ -62,7 +63,7 @@ def run_experiment(path: str | Path, overrides: list[str] | None = None, output:
                 first_error = result.error.strip().splitlines()[-1]
             status = "FAILED: " + result.error.strip().splitlines()[-1] if result.error else _status(result)
             report(f"[{number}/{len(todo)}] {result.cell['method']} seed={result.cell['seed']} "
-                   f"{_family(result.cell['benchmark'])}: {status}")
+                   f"{benchmark_label(result.cell['benchmark'], short=True)}: {status}")
     except BaseException:  # the executor itself failed (or was interrupted): close the parent run as FAILED
         tracker.finish_sweep(None, complete=False)
         raise
@@ -76,16 +77,7 @@ def run_experiment(path: str | Path, overrides: list[str] | None = None, output:
     return tracker.parent_id, table
 
 
-def _family(bench: dict[str, Any]) -> str:
-    """The family of a cell, with the functional for the ``distribution_change`` family."""
-    return f"{bench['family']} {bench.get('functional')}" if bench["family"] == CHANGE_FAMILY else bench["family"]
-
-
 def _status(result: CellResult) -> str:
-    """A finished cell's headline metrics: NDCG@1 and top-1 recall, or for the ``distribution_change`` family
-    top-1 recall of the changed mechanisms, 90% coverage, specificity and seconds."""
-    metrics, nan = result.metrics, float("nan")
-    if result.cell["benchmark"]["family"] != CHANGE_FAMILY:
-        return f"ndcg@1 {metrics.get('ndcg_at_1', nan):.3f}, top-1 recall {metrics.get('top1_recall', nan):.3f}"
-    return (f"top-1 {metrics.get('top1_recall', nan):.3f}, coverage {metrics.get('coverage_90', nan):.3f}, "
-            f"specificity {metrics.get('specificity', nan):.0f}, {metrics.get('attribute_seconds', nan):.1f} s")
+    """A finished cell's headline metrics, as its benchmark family gives them
+    (:meth:`~bayes_rca.harness.families.BenchmarkFamily.headline`)."""
+    return make_family(result.cell["benchmark"]["family"]).headline(result.metrics)

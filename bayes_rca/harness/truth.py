@@ -13,8 +13,13 @@
   (``truth_se`` in ``contributions.csv``) and summarised against the method's interval widths
   (:func:`truth_error_metrics`). On 20-29-node systems a truth costs 2-15 s of one core.
 
-The Student-t truth's random numbers come from their own seed (:data:`TRUTH_SEED`), never a method's, so its
-Monte Carlo error and a method's are independent.
+* **Nonlinear systems with Gaussian noise** (the ``nonlinear`` family): a brute-force importance-sampled Monte
+  Carlo of bayes_rca's game at the true functions (:mod:`bayes_rca.harness.truth_nonlinear`: 65536 samples per
+  coalition, every coalition enumerated up to :data:`~bayes_rca.harness.truth_nonlinear.TRUTH_MAX_PLAYERS`
+  players; above, no truth), with its standard error per player from 64 batches.
+
+The Monte Carlo truths' random numbers come from their own seed (:data:`TRUTH_SEED`), never a method's, so
+their Monte Carlo error and a method's are independent.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from bayes_rca.attribution import attribute_outliers
 from bayes_rca.errors import BayesRCAWarning
 from bayes_rca.harness.benchmarks import Benchmark, OutlierCase
 from bayes_rca.harness.methods.base import Attribution
+from bayes_rca.harness.truth_nonlinear import nonlinear_true_attribution
 
 TRUTH_MIXING_SAMPLES = 65_536
 """Mixing samples per coalition of the Student-t truth (bayes_rca's attribution default is 2000)."""
@@ -51,9 +57,13 @@ class TrueAttribution:
 
 def true_attribution(benchmark: Benchmark, case: OutlierCase) -> TrueAttribution | None:
     """The attribution of ``case`` at the true parameters, where the system is linear with Gaussian or Student-t
-    noise (``benchmark.system.linear``); else None."""
-    if benchmark.system is None or benchmark.system.linear is None:
+    noise (``benchmark.system.linear``) or has additive Gaussian noise and at most
+    :data:`~bayes_rca.harness.truth_nonlinear.TRUTH_MAX_PLAYERS` players (the ``nonlinear`` family); else None."""
+    if benchmark.system is None:
         return None
+    if benchmark.system.linear is None:
+        found = nonlinear_true_attribution(benchmark.system, case.target, case.row, seed=TRUTH_SEED)
+        return None if found is None else TrueAttribution(found[0], found[1])
     linear = benchmark.system.linear
     budget = {} if linear.noise_df is None else {
         "num_samples": TRUTH_MIXING_SAMPLES, "max_exact_players": TRUTH_MAX_EXACT_PLAYERS,

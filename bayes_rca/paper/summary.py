@@ -1,11 +1,12 @@
 """The full calibration table: nominal against empirical coverage of every calibration study, side by side.
 
-One block per calibration experiment (linear-Gaussian and Student-t systems; bayes_rca alone and against DoWhy's
-bootstrap), one row per method and training size: coverage of the central 50/80/90/95 % intervals over all
-players (the per-outlier metrics the experiment tables average too), the mean width of the 90 % intervals and the
-truth's Monte Carlo standard error, read from the per-player artifacts (``contributions.csv``, column
-``truth_se``; runs without that column, or with every value 0, have an exact truth). A 90 % coverage outside 85--95 % is marked. The
-run ids of every row are in a comment above it. :func:`coverage_statement` words the flagged cells for the paper.
+One block per calibration experiment (linear-Gaussian, Student-t and nonlinear systems; bayes_rca alone and
+against DoWhy's bootstrap), one row per method and training size: coverage of the central 50/80/90/95 % intervals
+over all players (the per-outlier metrics the experiment tables average too), the mean width of the 90 % intervals
+and the truth's Monte Carlo standard error, read from the per-player artifacts (``contributions.csv``, column
+``truth_se``; runs without that column, or with every value 0, have an exact truth). A 90 % coverage outside
+85--95 % is marked. The run ids of every row are in a comment above it. :func:`coverage_statement` words the
+flagged cells for the paper.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 
 import pandas as pd
 
-from bayes_rca.paper.build import (
+from bayes_rca.paper.cells import (
     LEVELS,
     TARGET_LEVEL,
     TARGET_RANGE,
@@ -27,7 +28,8 @@ from bayes_rca.paper.build import (
 from bayes_rca.paper.latex import Group, Row, Table, escape, mean_se, number
 from bayes_rca.paper.runs import ExperimentRuns, RunStore
 
-FAMILY_WORDS = {"icml2022": "linear-Gaussian", "student_t": "linear, Student-t(3) noise"}
+FAMILY_WORDS = {"icml2022": "linear-Gaussian", "student_t": "linear, Student-t(3) noise",
+                "nonlinear": "nonlinear mechanisms, Gaussian noise"}
 EXACT = "exact"
 
 
@@ -49,9 +51,14 @@ def truth_error_summary(store: RunStore, run_ids: list[str]) -> tuple[float, flo
             float(ratio.max()) if len(ratio) else float("nan"))
 
 
+def _families(cells: pd.DataFrame) -> list[str]:
+    """The benchmark families of the cells (sorted)."""
+    return sorted(cells["param.benchmark.family"].dropna().unique()) if "param.benchmark.family" in cells else []
+
+
 def _label(runs: ExperimentRuns, cells: pd.DataFrame) -> str:
     """``linear-Gaussian, 10-node graphs: experiment ...`` from the cells' family and node count."""
-    families = sorted(cells["param.benchmark.family"].dropna().unique()) if "param.benchmark.family" in cells else []
+    families = _families(cells)
     words = ", ".join(FAMILY_WORDS.get(family, family) for family in families) or "synthetic"
     nodes = sorted({str(v) for v in cells.get("param.benchmark.num_nodes", pd.Series(dtype=str)).dropna()}
                    - {"None", ""})
@@ -97,6 +104,10 @@ def calibration_summary_table(experiments: list[ExperimentRuns], store: RunStore
                "method's central interval. The truth is the attribution at the true parameters: exact for "
                "linear-Gaussian systems, a very large Monte Carlo for Student-t noise (65536 mixing samples of the "
                "scale-mixture game, every coalition enumerated), whose standard error is given.")
+    if any("nonlinear" in _families(runs.cells) for runs in experiments):
+        caption += (" For nonlinear mechanisms it is a very large importance-sampled Monte Carlo of the game at the "
+                    "true functions and noise laws (every coalition enumerated; "
+                    "\\texttt{bayes\\_rca.harness.truth\\_nonlinear}), whose standard error is given too.")
     notes = ("Coverage: mean over outliers, $\\pm$ standard error over seeds; contributions: how many were scored. "
              "Width: mean width of the 90\\,\\% intervals (nats). Truth SE: mean and largest Monte Carlo standard "
              "error of the true contributions (nats) over every scored contribution; max SE / width: the largest "

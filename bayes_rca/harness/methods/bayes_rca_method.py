@@ -12,6 +12,7 @@ import pandas as pd
 
 from bayes_rca.assignment import baseline_family
 from bayes_rca.attribution import attribute_outliers
+from bayes_rca.attribution_options import OPTION_FIELDS
 from bayes_rca.errors import BayesRCAError, check_choice
 from bayes_rca.graph import blameable_nodes
 from bayes_rca.harness.methods._common import check_fitted, outlier_row
@@ -23,8 +24,8 @@ from bayes_rca.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
 MECHANISM_CHOICES = ("auto", "linear", "pass_through", "request_share", "censored")
 MISSING_CHOICES = ("impute", "latent")
 _PRIOR_FAMILIES = {"pass_through": "pass_through_gaussian", "request_share": "request_share_gaussian"}
-_ATTRIBUTE_OPTIONS = frozenset(inspect.signature(attribute_outliers).parameters) - {
-    "model", "target", "outliers", "feature_map", "device", "seed"}
+_ATTRIBUTE_OPTIONS = (frozenset(inspect.signature(attribute_outliers).parameters) | frozenset(OPTION_FIELDS)) - {
+    "model", "target", "outliers", "feature_map", "device", "seed", "options", "shapley", "monte_carlo"}
 
 
 class BayesRCA(RCAMethod):
