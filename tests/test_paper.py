@@ -110,6 +110,34 @@ def test_student_t_rows_come_from_logged_numbers(student_paper, tmp_path):
     assert r"\input{tables/calibration_summary.tex}" in main_tex and "Coverage at the 90" in main_tex
 
 
+def test_a_kept_study_keeps_its_summary_rows_beside_a_new_one(student_paper, store, tmp_path):
+    """Rebuilt from a store holding only one of two calibration studies, the summary keeps the other one's rows
+    (run-id comments and all) from the earlier build, marked kept, in the paper's order."""
+    out = tmp_path / "paper"
+    shutil.copytree(student_paper["out"], out)
+    earlier = (out / "tables" / "calibration_summary.tex").read_text()
+    earlier_rows = [line for line in earlier.split(r"\texttt{paper\_tiny\_student\_t}")[1].splitlines()[1:]
+                    if line and not line.startswith("\\")]
+    uri = f"sqlite:///{tmp_path / 'other.db'}"
+    config = {"name": "paper_tiny_lg", "seed": 0, "methods": {"bayes_rca": {"num_draws": 20, "keep_posterior": False}},
+              "benchmark": {"family": "icml2022", "num_nodes": 6, "min_ancestors": 2, "num_rows": 50,
+                            "num_outliers": 1},
+              "execution": {"executor": "sequential"}, "tracking": {"uri": uri, "experiment": "paper_tiny_lg"}}
+    path = tmp_path / "lg.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run_experiment(path, output=tmp_path / "outputs", report=lambda line: None)
+    report = build_paper(["paper_tiny_lg", STUDENT], out, uri, pdf=False, report=lambda line: None)
+    assert report.kept == [STUDENT]
+    summary = (out / "tables" / "calibration_summary.tex").read_text()
+    assert summary.index(r"\texttt{paper\_tiny\_lg}") < summary.index(r"\texttt{paper\_tiny\_student\_t}")
+    assert r"\texttt{paper\_tiny\_student\_t} (kept from an earlier build)" in summary
+    kept_rows = [line for line in summary.split(r"\texttt{paper\_tiny\_student\_t}")[1].splitlines()[1:]
+                 if line and not line.startswith("\\")]
+    assert kept_rows == earlier_rows and any(run.info.run_id in summary for run in student_paper["cells"])
+    parents = {run.data.tags["mlflow.parentRunId"] for run in student_paper["cells"]}
+    assert all(f"{STUDENT} ({parent}, kept)" in summary.splitlines()[0] for parent in parents)
+
+
 def _cells(store, method, rows):
     return [run for run in store["cells"] if run.data.params["method"] == method
             and run.data.params["benchmark.num_rows"] == str(rows)]

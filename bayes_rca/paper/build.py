@@ -28,7 +28,7 @@ and ``main.tex`` and the PDF by :mod:`bayes_rca.paper.document`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from bayes_rca.paper.calibration import calibration_tables
 from bayes_rca.paper.calibration_figures import Figure, calibration_figures
 from bayes_rca.paper.cells import _metric, _slug
 from bayes_rca.paper.document import KEPT_NOTE, SECTION_TITLES, build_pdf, config_for, main_tex
-from bayes_rca.paper.earlier import earlier_sections
+from bayes_rca.paper.earlier import EarlierSummary, earlier_sections, earlier_summary
 from bayes_rca.paper.latex import Table, escape, figure
 from bayes_rca.paper.performance import performance_outputs
 from bayes_rca.paper.runs import ExperimentRuns, RunStore
@@ -178,16 +178,19 @@ class _Paper:
             self.report(f"experiment {runs.name}: no NDCG or top-k figure (no NDCG and no swept setting)")
         self.add_figures("accuracy", figures)
 
-    def add_summary(self) -> None:
-        """Put the table of every calibration study and the 90 % coverage paragraph first in the calibration
-        section."""
-        table = calibration_summary_table(self.calibrated, self.store) if self.calibrated else None
+    def add_summary(self, earlier: EarlierSummary, order: Sequence[str]) -> None:
+        """Put the table of every calibration study (those kept from an earlier build with the rows it wrote for
+        them) and the 90 % coverage paragraph first in the calibration section."""
+        kept = [name for name in self.result.kept if escape(name) in earlier.rows]
+        table = calibration_summary_table(self.calibrated, self.store, kept, earlier, order)
         if table is None:
             return
         path = self.tables_dir / "calibration_summary.tex"
         path.write_text(table.render())
         self.result.tables.append(path)
-        statement = coverage_statement(self.result.flags, [runs.name for runs in self.calibrated])
+        kept_items = [line for name in kept for line in earlier.items.get(escape(name), [])]
+        statement = coverage_statement(self.result.flags, [runs.name for runs in self.calibrated],
+                                       kept_items=kept_items)
         self.sections["calibration"] = [r"\subsection{All calibration studies}", statement,
                                         rf"\input{{tables/{path.name}}}", r"\clearpage",
                                         *self.sections.get("calibration", [])]
@@ -207,10 +210,12 @@ def build_paper(experiments: list[str] | None = None, out: str | Path = "paper",
     store = RunStore(tracking_uri)
     paper = _Paper(out, result, store, report)
     earlier = earlier_sections(out / "main.tex", SECTION_TITLES)
+    summary = earlier_summary(out / "tables" / "calibration_summary.tex", out / "main.tex")
+    names = list(experiments or DEFAULT_EXPERIMENTS)
     try:
-        for name in experiments or list(DEFAULT_EXPERIMENTS):
+        for name in names:
             paper.add_experiment(name, earlier)
-        paper.add_summary()
+        paper.add_summary(summary, names)
     finally:
         store.close()
     (out / "main.tex").write_text(main_tex(paper.sections, result.skipped, store.uri))

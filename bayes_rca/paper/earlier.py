@@ -9,6 +9,7 @@ sources, and they are marked as kept.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _SECTION = re.compile(r"^\\section\{(?P<title>[^}]*)\}")
@@ -45,3 +46,48 @@ def earlier_sections(main_tex: Path, titles: dict[str, str]) -> dict[str, list[t
             lines = None
     return {name: [(k, block) for k, block in blocks if block] for name, blocks in found.items()
             if any(block for _, block in blocks)}
+
+
+_GROUP = re.compile(r"^\\multicolumn\{\d+\}\{l\}\{\\emph\{(?P<label>.*experiment \\texttt\{(?P<name>[^}]*)\})\}\} \\\\$")
+_SOURCES = re.compile(r"(?P<name>[^\s(]+) \((?P<ids>[0-9a-f ]+)\)")
+_ITEM = re.compile(r"^\\item (?P<name>[^:]+): ")
+
+
+@dataclass
+class EarlierSummary:
+    """What an earlier build's summary table said about each calibration study (by LaTeX-escaped name): its group
+    label, its rows as written (run-id comments included), its sweeps' parent run ids, and the 90 % coverage items
+    of the paragraph above the table."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, list[str]] = field(default_factory=dict)
+    parents: dict[str, str] = field(default_factory=dict)
+    items: dict[str, list[str]] = field(default_factory=dict)
+
+
+def earlier_summary(table_tex: Path, main_tex: Path) -> EarlierSummary:
+    """The groups of an earlier ``calibration_summary.tex`` and the coverage items of the earlier ``main.tex``
+    (nothing for a file that does not exist), so that a study without runs now keeps its rows in the summary."""
+    summary = EarlierSummary()
+    if table_tex.exists():
+        lines = table_tex.read_text().splitlines()
+        header = lines[0] if lines else ""
+        if ": experiments " in header:
+            for match in _SOURCES.finditer(header.split(": experiments ", 1)[1]):
+                summary.parents[match.group("name").replace("_", r"\_")] = match.group("ids")
+        name = None
+        for line in lines:
+            group = _GROUP.match(line)
+            if group:
+                name = group.group("name")
+                summary.labels[name], summary.rows[name] = group.group("label"), []
+            elif line in (r"\midrule", r"\bottomrule"):
+                name = None
+            elif name is not None:
+                summary.rows[name].append(line)
+    if main_tex.exists():
+        for line in main_tex.read_text().splitlines():
+            item = _ITEM.match(line)
+            if item:
+                summary.items.setdefault(item.group("name"), []).append(line)
+    return summary

@@ -56,6 +56,7 @@ class Group:
 
     label: str
     rows: list[Row] = field(default_factory=list)
+    rendered: list[str] = field(default_factory=list)  # rows (and their run comments) as an earlier build wrote them
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Table:
             for row in group.rows:
                 lines.append(run_comment(row.run_ids))
                 lines.append(" & ".join(row.cells) + r" \\")
+            lines += group.rendered
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{adjustbox}"]
         if self.notes:
             lines += [r"\par\smallskip", rf"\parbox{{0.95\linewidth}}{{\footnotesize {self.notes}}}"]

@@ -12,6 +12,7 @@ flagged cells for the paper.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -25,6 +26,7 @@ from bayes_rca.paper.cells import (
     _method_key,
     _stats,
 )
+from bayes_rca.paper.earlier import EarlierSummary
 from bayes_rca.paper.latex import Group, Row, Table, escape, mean_se, number
 from bayes_rca.paper.runs import ExperimentRuns, RunStore
 
@@ -74,9 +76,20 @@ def _coverage_cell(mean: float, se: float, level: int) -> str:
     return text
 
 
-def calibration_summary_table(experiments: list[ExperimentRuns], store: RunStore) -> Table | None:
-    """The full calibration table of ``experiments`` (those whose cells logged ``player_coverage_90``)."""
-    groups = []
+KEPT_LABEL = " (kept from an earlier build)"
+
+
+def calibration_summary_table(experiments: list[ExperimentRuns], store: RunStore, kept: Sequence[str] = (),
+                              earlier: EarlierSummary | None = None, order: Sequence[str] = ()) -> Table | None:
+    """The full calibration table of ``experiments`` (those whose cells logged ``player_coverage_90``) and of the
+    studies ``kept`` (names of studies without runs now: the rows ``earlier`` holds for them), in the ``order``
+    of the experiment names (others last)."""
+    groups: list[tuple[str, Group]] = []
+    earlier = earlier or EarlierSummary()
+    for name in kept:
+        if escape(name) in earlier.rows:
+            groups.append((name, Group(earlier.labels[escape(name)] + KEPT_LABEL,
+                                       rendered=earlier.rows[escape(name)])))
     for runs in experiments:
         cells = runs.cells[_metric(runs.cells, "player_coverage_90").notna()] if not runs.cells.empty else runs.cells
         if cells.empty:
@@ -94,7 +107,7 @@ def calibration_summary_table(experiments: list[ExperimentRuns], store: RunStore
             else:
                 row += [number(errors[0], 4), number(errors[1], 4), number(errors[2], 3)]
             group.rows.append(Row(row, sub["run_id"].tolist()))
-        groups.append(group)
+        groups.append((runs.name, group))
     if not groups:
         return None
     header = ["method", "rows", "contributions", *[f"{level}\\,\\%" for level in LEVELS], "width 90\\,\\%",
@@ -115,21 +128,32 @@ def calibration_summary_table(experiments: list[ExperimentRuns], store: RunStore
              "calibrated Gaussian 90\\,\\% interval to 89.5\\,\\%). Exact: analytic game at the true parameters "
              "(every coalition up to 24 players). DoWhy: percentile intervals of 10 bootstrap refits. "
              "$^\\dagger$ 90\\,\\% coverage outside 85--95\\,\\%.")
-    sources = " ".join(f"{runs.name} ({' '.join(runs.parents())})" for runs in experiments if not runs.cells.empty)
-    return Table(header, groups, caption, "tab:calibration_summary", notes=notes, source=f"experiments {sources}")
+    parents = {runs.name: " ".join(runs.parents()) for runs in experiments if not runs.cells.empty}
+    parents |= {name: earlier.parents[escape(name)] + ", kept" for name, group in groups
+                if group.rendered and escape(name) in earlier.parents}
+    position = {name: index for index, name in enumerate(order)}
+    groups.sort(key=lambda item: position.get(item[0], len(position)))
+    sources = " ".join(f"{name} ({parents[name]})" for name, _ in groups if name in parents)
+    return Table(header, [group for _, group in groups], caption, "tab:calibration_summary", notes=notes,
+                 source=f"experiments {sources}")
 
 
-def coverage_statement(flags: list[str], experiments: list[str], method: str = "bayes_rca") -> str:
+
+def coverage_statement(flags: list[str], experiments: list[str], method: str = "bayes_rca",
+                       kept_items: list[str] = ()) -> str:
     """A LaTeX paragraph saying where ``method``'s 90 % coverage falls outside 85--95 % in ``experiments`` (from
-    the build's flags, ``<experiment>: <method>, ...``), or that it does nowhere."""
+    the build's flags, ``<experiment>: <method>, ...``) and in the ``kept_items`` (``\\item`` lines an earlier
+    build wrote for studies kept from it), or that it does nowhere."""
     low, high = TARGET_RANGE
     own = [flag for flag in flags if any(flag.startswith(f"{name}: {method},") for name in experiments)]
-    if not own:
+    kept_items = [line for line in kept_items if f": {escape(method)}," in line]
+    if not own and not kept_items:
         return (f"\\paragraph{{Coverage at the 90\\,\\% level.}} {escape(method)}'s 90\\,\\% intervals cover between "
                 f"{100 * low:.0f} and {100 * high:.0f}\\,\\% of the true contributions in every cell of every "
                 "calibration study below.")
-    items = "\n".join(rf"\item {escape(flag)}" for flag in own)
+    items = "\n".join([*kept_items, *(rf"\item {escape(flag)}" for flag in own)])
     return (f"\\paragraph{{Coverage at the 90\\,\\% level.}} {escape(method)}'s 90\\,\\% intervals cover less than "
-            f"{100 * low:.0f}\\,\\% or more than {100 * high:.0f}\\,\\% of the true contributions in {len(own)} "
+            f"{100 * low:.0f}\\,\\% or more than {100 * high:.0f}\\,\\% of the true contributions in "
+            f"{len(own) + len(kept_items)} "
             f"cell(s) (marked $^\\dagger$ in the tables):\n\\begin{{itemize}}\n{items}\n\\end{{itemize}}")
 
