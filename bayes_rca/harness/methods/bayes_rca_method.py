@@ -18,11 +18,13 @@ from bayes_rca.graph import blameable_nodes
 from bayes_rca.harness.methods._common import check_fitted, outlier_row
 from bayes_rca.harness.methods.base import Attribution, RCAMethod
 from bayes_rca.inference import InferenceOptions
+from bayes_rca.mean_deviation import mean_deviation_shares
 from bayes_rca.mechanisms import CensoredGaussian, Mechanism
 from bayes_rca.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
 
 MECHANISM_CHOICES = ("auto", "linear", "pass_through", "request_share", "censored")
 MISSING_CHOICES = ("impute", "latent")
+RANKING_CHOICES = ("it_score", "auto", "mean_deviation")
 _PRIOR_FAMILIES = {"pass_through": "pass_through_gaussian", "request_share": "request_share_gaussian"}
 _ATTRIBUTE_OPTIONS = (frozenset(inspect.signature(attribute_outliers).parameters) | frozenset(OPTION_FIELDS)) - {
     "model", "target", "outliers", "feature_map", "device", "seed", "options", "shapley", "monte_carlo"}
@@ -83,6 +85,14 @@ class BayesRCA(RCAMethod):
     missing : {"impute", "latent"}
         Missing values of an outlier row: take the harness's imputed row (``"impute"``), or infer them with
         the noise (``"latent"``, :mod:`bayes_rca.latent`).
+    ranking : {"it_score", "auto", "mean_deviation"}
+        What ``scores``, ``draws`` and ``top_probability`` rank by: the IT-score Shapley contributions
+        (``"it_score"``), each node's push on the target in data units (``"mean_deviation"``,
+        :func:`~bayes_rca.mean_deviation.mean_deviation_shares`; linear-Gaussian players only), or the first
+        unless the row is not an outlier at all (its IT score's posterior median below
+        :data:`~bayes_rca.results.NOT_AN_OUTLIER_NATS`, 1 nat: more than a third of normal operation is as
+        extreme, so the IT-score game ranks ordinary variation) and the second then (``"auto"``). The decision
+        rule (``reported``) always uses the IT-score game.
     **attribute_options
         Passed to :func:`~bayes_rca.attribute_outliers`: ``estimator``, ``num_samples``, ``max_exact_players``,
         ``num_permutations``, ``verify``.
@@ -106,7 +116,7 @@ class BayesRCA(RCAMethod):
                  inference_options: dict[str, Any] | None = None, keep_posterior: bool = True,
                  delta: float = 1.0, alpha: float = 0.05, score_threshold: float = 5.0, missing: str = "impute",
                  bounds: tuple[float | None, float | None] | None = None, constant_noise: str = "prior",
-                 **attribute_options: Any) -> None:
+                 ranking: str = "it_score", **attribute_options: Any) -> None:
         check_choice("inference", inference, INFERENCE_CHOICES)
         check_choice("mechanisms", mechanisms, MECHANISM_CHOICES)
         unknown = sorted(set(attribute_options) - _ATTRIBUTE_OPTIONS)
@@ -129,6 +139,8 @@ class BayesRCA(RCAMethod):
         self.delta, self.alpha, self.score_threshold = delta, alpha, score_threshold
         check_choice("constant_noise", constant_noise, CONSTANT_NOISE_CHOICES)
         self.constant_noise = constant_noise
+        check_choice("ranking", ranking, RANKING_CHOICES)
+        self.ranking = ranking
         self.attribute_options = attribute_options
         self.model_: BayesianSCM | None = None
 
@@ -158,15 +170,32 @@ class BayesRCA(RCAMethod):
         result = attribute_outliers(self.model_, target, row, feature_map=self.feature_map, device=self.device,
                                     seed=self.seed, **self.attribute_options)
         draws = pd.DataFrame(result.contributions[:, 0, :], columns=result.nodes, dtype=float)
+        reported = self.decide(result.scores[:, 0], draws)
         scores = draws.mean()
         top = result.top_cause_probability().iloc[0]
         top_probability = top.reindex(result.nodes).fillna(0.0).astype(float)
         posterior = result.to_inference_data() if self.keep_posterior else None
-        return Attribution(scores, draws, top_probability, posterior, self.decide(result.scores[:, 0], draws))
+        if self.ranking == "mean_deviation" or (self.ranking == "auto" and len(result.not_outliers())):
+            scores, draws, top_probability = self._mean_deviation(target, row.iloc[0], result.nodes)
+        return Attribution(scores, draws, top_probability, posterior, reported)
+
+    def _mean_deviation(self, target: Hashable, row: pd.Series,
+                        nodes: list[Hashable]) -> tuple[pd.Series, pd.DataFrame, pd.Series]:
+        """Scores, draws and top-cause probabilities of the mean-deviation game; non-players rank below every
+        player."""
+        shares = mean_deviation_shares(self.model_, target, row, seed=self.seed)
+        top = shares.idxmax(axis=1).value_counts(normalize=True).reindex(nodes).fillna(0.0).astype(float)
+        floor = float(shares.to_numpy().min()) - 1.0
+        draws = shares.reindex(columns=nodes).fillna(floor)
+        return draws.mean(), draws, top
+
+    def is_outlier(self, score_draws: np.ndarray) -> bool:
+        """Whether the target is credibly an outlier: ``P(S > score_threshold) > 1 - alpha``."""
+        return bool(np.mean(score_draws > self.score_threshold) > 1 - self.alpha)
 
     def decide(self, score_draws: np.ndarray, contribution_draws: pd.DataFrame) -> list[Hashable]:
         """The nodes named root causes by the decision rule, from draws of the IT score and contributions."""
-        if np.mean(score_draws > self.score_threshold) <= 1 - self.alpha:
+        if not self.is_outlier(score_draws):
             return []
         credible = (contribution_draws > self.delta).mean() > 1 - self.alpha
         means = contribution_draws.mean()
