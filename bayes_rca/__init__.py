@@ -8,9 +8,11 @@ ancestors with Shapley contributions that come with credible intervals::
     result.summary()
 """
 
-from bayes_rca.attribution import attribute_outliers
-from bayes_rca.attribution_options import MonteCarloOptions, ShapleyOptions
-from bayes_rca.distribution_change import attribute_distribution_change
+from bayes_rca.attribution.api import attribute_outliers
+from bayes_rca.attribution.options import MonteCarloOptions, ShapleyOptions
+from bayes_rca.attribution.results import AttributionResult
+from bayes_rca.attribution.scores import MedianCDFQuantile, ZScore
+from bayes_rca.change.api import attribute_distribution_change
 from bayes_rca.errors import (
     BayesRCAError,
     DataError,
@@ -18,17 +20,15 @@ from bayes_rca.errors import (
     MechanismError,
     VerificationError,
 )
-from bayes_rca.graph import (
+from bayes_rca.graph.dag import (
     ancestors_of,
     blameable_nodes,
     causal_graph_from_dependencies,
     validate_graph,
 )
 from bayes_rca.inference import InferenceOptions
-from bayes_rca.mechanisms import FAMILIES, Mechanism
-from bayes_rca.results import AttributionResult
-from bayes_rca.scm import BayesianSCM
-from bayes_rca.scores import MedianCDFQuantile, ZScore
+from bayes_rca.model.mechanisms import FAMILIES, Mechanism
+from bayes_rca.model.scm import BayesianSCM
 
 __version__ = "0.1.0"
 

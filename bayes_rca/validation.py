@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 
-from bayes_rca.counterfactual import NUM_BATCHES
+from bayes_rca.attribution.linear_game import NUM_BATCHES
 from bayes_rca.errors import BayesRCAError
 
 SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes an unsigned 64-bit seed; numpy takes any non-negative

@@ -15,7 +15,7 @@ difference of means:
 The model is fixed in advance, the service model of the outlier method (``configs/petshop.yaml``, chosen before
 any validation result was seen): pass-through linear-Gaussian mechanisms (``pass_through_gaussian``, Gaussian
 roots), constant nodes at the finest noise scale of the varying ones, nodes with fewer than 10 normal values
-marginalised out and other gaps imputed with the normal median (:func:`bayes_rca.tables.prepare_observed`);
+marginalised out and other gaps imputed with the normal median (:func:`bayes_rca.data.tables.prepare_observed`);
 the closed-form game, 200 draws per period, the default decision rule (``P(|phi| > delta) > 0.95``, delta a tenth
 of the old target's sd). Nothing is tuned to the labels: the root causes are read only to print, after the fact,
 where they rank.
@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bayes_rca.distribution_change import attribute_distribution_change, fit_periods  # noqa: E402
-from bayes_rca.graph_io import read_graph  # noqa: E402
-from bayes_rca.tables import prepare_observed, read_metrics, select_metric  # noqa: E402
+from bayes_rca.change.api import attribute_distribution_change, fit_periods  # noqa: E402
+from bayes_rca.data.tables import prepare_observed, read_metrics, select_metric  # noqa: E402
+from bayes_rca.graph.io import read_graph  # noqa: E402
 
 TARGET = "PetSite"
 ALLOWED = (("low_traffic", "train"), ("low_traffic", "validation"), ("high_traffic", "train"))

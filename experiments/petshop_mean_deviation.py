@@ -20,14 +20,14 @@ import pandas as pd
 import torch
 import yaml
 
-from bayes_rca.counterfactual import LinearGaussianGame
-from bayes_rca.graph import blameable_nodes
+from bayes_rca.attribution.latent import abduct_sampled_noise
+from bayes_rca.attribution.linear_game import LinearGaussianGame
+from bayes_rca.attribution.scores import get_feature_map
+from bayes_rca.graph.dag import blameable_nodes
 from bayes_rca.harness.methods import make_method
 from bayes_rca.harness.methods.base import Attribution
 from bayes_rca.harness.metrics import recall_at_k
 from bayes_rca.harness.real_data import petshop_benchmark
-from bayes_rca.latent import abduct_sampled_noise
-from bayes_rca.scores import get_feature_map
 
 ROOT = Path(__file__).resolve().parents[1]
 warnings.filterwarnings("ignore")

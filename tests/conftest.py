@@ -23,8 +23,8 @@ import torch
 from hypothesis import HealthCheck, settings
 
 from bayes_rca import BayesianSCM
-from bayes_rca.graph import topological_order
-from bayes_rca.synthetic import LinearGaussianSystem
+from bayes_rca.data.synthetic import LinearGaussianSystem
+from bayes_rca.graph.dag import topological_order
 
 warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
 torch.set_num_threads(1)  # one thread per test worker: pytest-xdist runs one worker per core

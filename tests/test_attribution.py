@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from bayes_rca import BayesianSCM, attribute_outliers
-from bayes_rca.attribution import default_max_exact_players
-from bayes_rca.graph import ancestors_of
-from bayes_rca.synthetic import random_dag, random_linear_system
+from bayes_rca.attribution.api import default_max_exact_players
+from bayes_rca.data.synthetic import random_dag, random_linear_system
+from bayes_rca.graph.dag import ancestors_of
 
 
 def total_effects(system) -> tuple[list, np.ndarray]:
@@ -238,7 +238,7 @@ class _BrokenGame:
                                              ("nan", "non-finite contribution at draw 0, outlier 'x', node")])
 def test_verification_catches_a_deliberately_broken_game(diamond, fitted_diamond, monkeypatch, estimator, defect,
                                                          message):
-    import bayes_rca.attribution as attribution
+    import bayes_rca.attribution.api as attribution
     from bayes_rca.errors import VerificationError
 
     row = pd.DataFrame([diamond.sample(1, seed=9).iloc[0]], index=["x"])

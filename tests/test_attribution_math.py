@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from scipy import special, stats
 
 from bayes_rca import BayesianSCM, attribute_outliers
-from bayes_rca.synthetic import LinearGaussianSystem, random_dag, random_linear_system
+from bayes_rca.data.synthetic import LinearGaussianSystem, random_dag, random_linear_system
 from tests.conftest import PLAYERS, TARGET, linear_algebra, true_noise
 
 NON_PLAYERS = ["E", "F"]

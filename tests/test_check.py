@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_rca.check import Finding, check_config, check_model_inputs
-from bayes_rca.cli import main
+from bayes_rca.app.check import Finding, check_config, check_model_inputs
+from bayes_rca.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

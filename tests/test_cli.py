@@ -6,8 +6,8 @@ import mlflow
 import pandas as pd
 import pytest
 
-from bayes_rca.cli import main
-from bayes_rca.synthetic import microservice_system
+from bayes_rca.app.cli import main
+from bayes_rca.data.synthetic import microservice_system
 
 
 def test_demo_logs_a_complete_run(tmp_path, monkeypatch, capsys):

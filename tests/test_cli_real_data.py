@@ -1,6 +1,6 @@
 """Microservice data as teams have it: three header rows, rows chosen by timestamp, nodes without data, gaps.
 
-Unit tests of ``bayes_rca.tables`` on tiny frames, the CLI on small synthetic three-header CSVs, and the CLI on
+Unit tests of ``bayes_rca.data.tables`` on tiny frames, the CLI on small synthetic three-header CSVs, and the CLI on
 the PetShop data set where ``../shared`` holds it (skipped otherwise).
 """
 
@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_rca.cli import main
+from bayes_rca.app.cli import main
+from bayes_rca.data.synthetic import microservice_system
+from bayes_rca.data.tables import marginalise, prepare_observed, row_positions, select_metric
 from bayes_rca.errors import DataError, GraphError
-from bayes_rca.synthetic import microservice_system
-from bayes_rca.tables import marginalise, prepare_observed, row_positions, select_metric
 
 FAST = ["--draws", "20", "--no-track", "--samples", "200"]
 PETSHOP = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "petshop" / "low_traffic").resolve()
@@ -238,7 +238,7 @@ def test_petshop_issue_by_timestamp(monkeypatch, capsys, tmp_path, missing):
 
 
 def test_mlflow_keys_of_service_names_are_accepted():
-    from bayes_rca.tracking import mlflow_key
+    from bayes_rca.app.tracking import mlflow_key
 
     assert mlflow_key("mechanism.adoptions@services-database.rds_Database::SQL") == \
         "mechanism.adoptions_services-database.rds_Database::SQL"

@@ -1,4 +1,4 @@
-"""Distribution-change attribution (bayes_rca.distribution_change): the mathematics, checked independently.
+"""Distribution-change attribution (bayes_rca.change.api): the mathematics, checked independently.
 
 The reference values come from an independent numpy implementation at the true parameters: the mixed system's
 ``(I - B_S)^-1`` by ``numpy.linalg.inv`` and the Shapley values by averaging marginal contributions over all
@@ -26,16 +26,16 @@ import pytest
 import torch
 
 from bayes_rca import BayesianSCM, attribute_distribution_change
-from bayes_rca.distribution_change import (
+from bayes_rca.change.api import (
     FUNCTIONALS,
     Functional,
     distribution_change,
     get_functional,
     verify_change,
 )
+from bayes_rca.data.synthetic import LinearGaussianSystem
 from bayes_rca.errors import BayesRCAError, GraphError, VerificationError
-from bayes_rca.mechanisms import StudentTRoot
-from bayes_rca.synthetic import LinearGaussianSystem
+from bayes_rca.model.mechanisms import StudentTRoot
 
 warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
 
@@ -410,7 +410,7 @@ def with_mechanisms(model: BayesianSCM, system: LinearGaussianSystem, family: st
     ``"fourier"``: random Fourier features on top of the linear location, their coefficients ``coef`` (0: the
     linear-Gaussian model itself).
     """
-    from bayes_rca.mechanisms import FourierGaussian, LinearStudentT
+    from bayes_rca.model.mechanisms import FourierGaussian, LinearStudentT
 
     for name, node in model.nodes_.items():
         bias = torch.tensor([system.intercepts[name]], dtype=torch.float64)

@@ -30,7 +30,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bayes_rca.cli import main
+from bayes_rca.app.cli import main
 
 NODES = ["A", "B", "C", "D"]
 EDGES = [("A", "B"), ("B", "D"), ("C", "D")]

@@ -17,7 +17,7 @@ import json, sys, warnings
 warnings.filterwarnings("ignore")
 import networkx as nx
 import bayes_rca
-from bayes_rca.synthetic import random_linear_system
+from bayes_rca.data.synthetic import random_linear_system
 
 graph = nx.DiGraph([("A", "B"), ("B", "C"), ("A", "C")])
 system = random_linear_system(graph, seed=0)

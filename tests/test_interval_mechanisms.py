@@ -27,7 +27,7 @@ from bayes_rca import BayesianSCM, attribute_outliers
 from bayes_rca.errors import BayesRCAError, DataError, MechanismError
 from bayes_rca.harness.methods import make_method
 from bayes_rca.inference import PosteriorFit
-from bayes_rca.mechanisms import (
+from bayes_rca.model.mechanisms import (
     CensoredGaussian,
     GaussianRoot,
     LinearGaussian,
@@ -35,9 +35,9 @@ from bayes_rca.mechanisms import (
     ProbitThreshold,
     make_mechanism,
 )
-from bayes_rca.node import FittedNode, Standardizer
-from bayes_rca.noise import GaussianNoise, sample_truncated
-from bayes_rca.special import log_ndtri
+from bayes_rca.model.node import FittedNode, Standardizer
+from bayes_rca.model.noise import GaussianNoise, sample_truncated
+from bayes_rca.numerics.special import log_ndtri
 
 DOUBLE = torch.float64
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from bayes_rca import BayesianSCM
-from bayes_rca.diagnostics import MAX_RHAT, convergence_problems, rhat_limit
 from bayes_rca.inference import fit_posterior
+from bayes_rca.inference.diagnostics import MAX_RHAT, convergence_problems, rhat_limit
 from bayes_rca.inference.laplace_mh import sample_student_t
-from bayes_rca.mechanisms import LinearStudentT, StudentTRoot
+from bayes_rca.model.mechanisms import LinearStudentT, StudentTRoot
 
 
 def regression(rows: int, seed: int, df: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +89,7 @@ def test_rhat_limit_is_strict_for_long_chains_and_allows_for_short_ones():
 
 def test_laplace_mh_for_a_family_without_the_sampler_is_an_error():
     from bayes_rca.errors import MechanismError
-    from bayes_rca.mechanisms import GaussianRoot
+    from bayes_rca.model.mechanisms import GaussianRoot
 
     with pytest.raises(MechanismError, match="no Laplace-proposal sampler"):
         fit_posterior(GaussianRoot(), torch.zeros(10, 0, dtype=torch.float64), torch.randn(10, dtype=torch.float64),

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from bayes_rca import attribute_outliers
+from bayes_rca.attribution.latent import conditional_noise, sample_missing
+from bayes_rca.data.synthetic import LinearGaussianSystem
 from bayes_rca.errors import BayesRCAWarning, DataError
-from bayes_rca.latent import conditional_noise, sample_missing
-from bayes_rca.synthetic import LinearGaussianSystem
 
 GRAPH = nx.DiGraph([("A", "B"), ("B", "T"), ("C", "T")])
 SYSTEM = LinearGaussianSystem(GRAPH, {("A", "B"): 1.5, ("B", "T"): 0.8, ("C", "T"): -1.2},

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from bayes_rca.counterfactual import total_effects
+from bayes_rca.attribution.latent import abduct_sampled_noise
+from bayes_rca.attribution.linear_game import total_effects
+from bayes_rca.attribution.mean_deviation import mean_deviation_shares
 from bayes_rca.errors import BayesRCAError, MechanismError
 from bayes_rca.harness.methods import make_method
-from bayes_rca.latent import abduct_sampled_noise
-from bayes_rca.mean_deviation import mean_deviation_shares
-from bayes_rca.scm import BayesianSCM
+from bayes_rca.model.scm import BayesianSCM
 
 GRAPH = nx.DiGraph([("A", "B"), ("B", "C"), ("D", "C")])
 LINEAR = {"A": "gaussian_root", "D": "gaussian_root", "B": "linear_gaussian", "C": "linear_gaussian"}

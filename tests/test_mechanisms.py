@@ -13,8 +13,8 @@ from scipy import stats
 
 from bayes_rca import BayesianSCM, InferenceOptions, attribute_outliers
 from bayes_rca.inference import fit_posterior
-from bayes_rca.mechanisms import LinearGaussian
-from bayes_rca.special import student_t_log_cdf
+from bayes_rca.model.mechanisms import LinearGaussian
+from bayes_rca.numerics.special import student_t_log_cdf
 
 # ---------------------------------------------------------------------------------------------------------------
 # the LinearGaussian posterior: exact conjugate draws, NUTS and SVI target the same distribution

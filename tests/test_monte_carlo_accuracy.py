@@ -22,9 +22,12 @@ import pytest
 import torch
 from scipy import special
 
-from bayes_rca.counterfactual import Players
+from bayes_rca.attribution.abduction import Players
+from bayes_rca.attribution.monte_carlo_game import MonteCarloGame
+from bayes_rca.attribution.scores import MedianCDFQuantile, ZScore
+from bayes_rca.attribution.shapley import coalition_masks
 from bayes_rca.inference import PosteriorFit
-from bayes_rca.mechanisms import (
+from bayes_rca.model.mechanisms import (
     CensoredGaussian,
     FourierGaussian,
     GaussianRoot,
@@ -32,10 +35,7 @@ from bayes_rca.mechanisms import (
     LinearStudentT,
     StudentTRoot,
 )
-from bayes_rca.monte_carlo_game import MonteCarloGame
-from bayes_rca.node import FittedNode, Standardizer
-from bayes_rca.scores import MedianCDFQuantile, ZScore
-from bayes_rca.shapley import coalition_masks
+from bayes_rca.model.node import FittedNode, Standardizer
 
 DOUBLE = torch.float64
 NAMES = ["A", "B", "C", "D", "E", "F", "G", "T"]

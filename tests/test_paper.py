@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from bayes_rca.cli import main
+from bayes_rca.app.cli import main
 from bayes_rca.harness.runner import run_experiment
 from bayes_rca.paper import document
 from bayes_rca.paper.build import build_paper

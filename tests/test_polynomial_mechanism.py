@@ -11,8 +11,8 @@ import torch
 
 from bayes_rca import BayesianSCM, attribute_outliers
 from bayes_rca.errors import MechanismError
-from bayes_rca.mechanisms import PolynomialGaussian, make_mechanism
-from bayes_rca.mechanisms.polynomial import monomial_exponents
+from bayes_rca.model.mechanisms import PolynomialGaussian, make_mechanism
+from bayes_rca.model.mechanisms.polynomial import monomial_exponents
 
 GRAPH = nx.DiGraph([("a", "y"), ("b", "y")])
 

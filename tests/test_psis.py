@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayes_rca.psis import _arviz_loo, psis_loo_pointwise
+from bayes_rca.inference.psis import _arviz_loo, psis_loo_pointwise
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "heavy", "outlying", "tied"])

@@ -24,7 +24,7 @@ from bayes_rca.harness.families import (
 from bayes_rca.harness.families.synthetic import SyntheticFamily
 from bayes_rca.harness.methods import METHODS, make_method
 from bayes_rca.harness.methods.base import Attribution, RCAMethod
-from bayes_rca.mechanisms import FAMILIES, LinearGaussian, Mechanism, make_mechanism
+from bayes_rca.model.mechanisms import FAMILIES, LinearGaussian, Mechanism, make_mechanism
 
 
 class StrongRidgeGaussian(LinearGaussian):
@@ -61,8 +61,8 @@ class LinearChain(SyntheticFamily):
     node_range: ClassVar[tuple[int, int]] = (5, 8)
 
     def make_system(self, num_nodes: int, rng: np.random.Generator) -> SyntheticSystem:
+        from bayes_rca.data.synthetic import LinearGaussianSystem
         from bayes_rca.harness.benchmarks import _linear_functions
-        from bayes_rca.synthetic import LinearGaussianSystem
 
         graph = nx.DiGraph([(f"X{j}", f"X{j + 1}") for j in range(num_nodes - 1)])
         weights = {edge: float(rng.uniform(0.5, 2.0)) for edge in graph.edges}
@@ -126,7 +126,7 @@ def test_a_new_rca_method_and_its_variant_are_registered_by_name():
 
 
 def test_a_name_cannot_be_registered_twice():
-    with pytest.raises(TypeError, match="'linear_gaussian' of Impostor is taken by bayes_rca.mechanisms.linear"):
+    with pytest.raises(TypeError, match="'linear_gaussian' of Impostor is taken by bayes_rca.model.mechanisms.linear"):
         type("Impostor", (LinearGaussian,), {"name": "linear_gaussian", "__module__": __name__})
     with pytest.raises(TypeError, match="'naive' of Impostor is taken"):
         type("Impostor", (LargestDeviation,), {"name": "naive", "__module__": __name__})

@@ -24,13 +24,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bayes_rca import BayesianSCM, InferenceOptions, attribute_outliers
-from bayes_rca.cli import main
-from bayes_rca.diagnostics import convergence_problems
+from bayes_rca.app.cli import main
+from bayes_rca.inference.diagnostics import convergence_problems
 from bayes_rca.errors import BayesRCAWarning, ConfigError
-from bayes_rca.graph import blameable_nodes
-from bayes_rca.mechanisms import LinearStudentT
+from bayes_rca.graph.dag import blameable_nodes
+from bayes_rca.model.mechanisms import LinearStudentT
 from bayes_rca.harness.config import load_config
-from bayes_rca.synthetic import LinearGaussianSystem, random_dag, random_linear_system
+from bayes_rca.data.synthetic import LinearGaussianSystem, random_dag, random_linear_system
 from tests.conftest import TARGET, linear_algebra
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,7 +304,7 @@ import sys
 import networkx as nx
 import numpy as np
 from bayes_rca import BayesianSCM, InferenceOptions, attribute_outliers
-from bayes_rca.synthetic import random_linear_system
+from bayes_rca.data.synthetic import random_linear_system
 
 system = random_linear_system(nx.DiGraph([("A", "B"), ("A", "C"), ("B", "D"), ("C", "D")]), seed=0)
 model = BayesianSCM(system.graph, num_draws=20, seed=7, progress=False, mechanisms={"C": "linear_student_t"},
@@ -473,4 +473,4 @@ def test_no_unsafe_loading_and_servers_bind_to_localhost():
         for call in re.findall(r"ray\.init\([^)]*\)", text):
             assert "address=address" in call or '_node_ip_address="127.0.0.1"' in call, (name, call)
         assert "0.0.0.0" not in text, name
-    assert "--host 127.0.0.1" in sources[str(Path("bayes_rca") / "demo.py")]
+    assert "--host 127.0.0.1" in sources[str(Path("bayes_rca") / "app" / "demo.py")]

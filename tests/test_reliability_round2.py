@@ -21,22 +21,22 @@ import pandas as pd
 import pytest
 
 from bayes_rca import BayesianSCM, attribute_outliers
-from bayes_rca.attribution import resolve_device
-from bayes_rca.check import check_config, check_model_inputs
-from bayes_rca.cli import main
-from bayes_rca.data import validate_complete, validate_outliers, validate_training_data
+from bayes_rca.app.check import check_config, check_model_inputs
+from bayes_rca.app.cli import main
+from bayes_rca.app.report import OUTPUT_FILES, prepare_output
+from bayes_rca.app.tracking import artifact_location, default_tracking_uri
+from bayes_rca.attribution.api import resolve_device
+from bayes_rca.attribution.results import NOT_AN_OUTLIER_NATS
+from bayes_rca.data.checks import validate_complete, validate_outliers, validate_training_data
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, ConfigError, DataError, GraphError, MissingDataError
-from bayes_rca.graph_io import read_graph
+from bayes_rca.graph.io import read_graph
 from bayes_rca.harness.compare import compare
 from bayes_rca.harness.config import ExecutionConfig, load_config, local_ray_problem
 from bayes_rca.harness.executors import execute
 from bayes_rca.harness.rerun import rerun
 from bayes_rca.harness.runner import SweepFailed, run_experiment
 from bayes_rca.harness.tracking import SweepTracker
-from bayes_rca.mechanisms import make_mechanism
-from bayes_rca.report import OUTPUT_FILES, prepare_output
-from bayes_rca.results import NOT_AN_OUTLIER_NATS
-from bayes_rca.tracking import artifact_location, default_tracking_uri
+from bayes_rca.model.mechanisms import make_mechanism
 from tests.conftest import TARGET
 from tests.test_reliability import (  # noqa: F401
     attribute,
@@ -421,7 +421,7 @@ def test_training_gaps_stop_missing_error_at_the_first_gap(files, capsys, system
         validate_complete(pd.read_csv("normal.csv")[list(system.graph)])
     assert raised.value.nodes == ("B", "D")
     assert attribute("--missing", "impute", "--linear") == 0  # the modes that fill gaps
-    # the API fits each node on its complete rows, as documented (bayes_rca.data)
+    # the API fits each node on its complete rows, as documented (bayes_rca.data.checks)
     model = BayesianSCM(system.graph, mechanisms=conjugate_families(system.graph), num_draws=20,
                         progress=False).fit(pd.read_csv("normal.csv"))
     assert model.fit_report_.loc[["A", "B", "D"], "rows"].tolist() == [80, 79, 78]
@@ -478,7 +478,7 @@ def test_a_nearly_constant_column_is_announced_before_fitting(files, capsys, sys
                "bound the scores with max_nats (--max-nats)")
     model = BayesianSCM(system.graph, mechanisms=conjugate_families(system.graph), num_draws=20, progress=False)
     with pytest.warns(BayesRCAWarning, match=re.escape(message)):
-        with unittest.mock.patch("bayes_rca.scm._fit_node", side_effect=AssertionError("fitted before the warning")):
+        with unittest.mock.patch("bayes_rca.model.scm._fit_node", side_effect=AssertionError("fitted before the warning")):
             with pytest.raises(AssertionError, match="fitted before the warning"):
                 model.fit(data)
     report = check_model_inputs(system.graph, data)

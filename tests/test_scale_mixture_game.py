@@ -15,13 +15,14 @@ import pytest
 import torch
 
 from bayes_rca import attribute_outliers
-from bayes_rca.counterfactual import LinearGaussianGame, Players
-from bayes_rca.monte_carlo_game import MonteCarloGame
-from bayes_rca.graph import ancestors_of
-from bayes_rca.scale_mixture_game import ScaleMixtureGame, supports_scale_mixture_game
-from bayes_rca.scores import get_feature_map
-from bayes_rca.shapley import coalition_masks
-from bayes_rca.synthetic import LinearGaussianSystem
+from bayes_rca.attribution.abduction import Players
+from bayes_rca.attribution.linear_game import LinearGaussianGame
+from bayes_rca.attribution.monte_carlo_game import MonteCarloGame
+from bayes_rca.graph.dag import ancestors_of
+from bayes_rca.attribution.scale_mixture_game import ScaleMixtureGame, supports_scale_mixture_game
+from bayes_rca.attribution.scores import get_feature_map
+from bayes_rca.attribution.shapley import coalition_masks
+from bayes_rca.data.synthetic import LinearGaussianSystem
 
 DF = 3.0
 
@@ -138,7 +139,7 @@ def test_the_control_variate_removes_most_of_the_permutation_spread():
                                       num_samples=2048, seed=0)
     players = players_of(system, {"A": 8.0})
     game = ScaleMixtureGame(players, get_feature_map("median_cdf_quantile"), 2048, torch.Generator().manual_seed(0))
-    from bayes_rca.shapley import permutation_shapley
+    from bayes_rca.attribution.shapley import permutation_shapley
 
     plain = permutation_shapley(game, 5, 100, torch.Generator().manual_seed(0), game.chunk_size)
     index = [with_control.nodes.index(p) for p in with_control.players]

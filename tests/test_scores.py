@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from scipy import special
 
-from bayes_rca.scores import gaussian_log_tail
-from bayes_rca.special import normal_log_interval
+from bayes_rca.attribution.scores import gaussian_log_tail
+from bayes_rca.numerics.special import normal_log_interval
 
 
 def reference(mean, std, lo, hi):

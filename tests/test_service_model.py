@@ -18,10 +18,11 @@ import torch
 from scipy import stats
 
 from bayes_rca import BayesianSCM, attribute_outliers
-from bayes_rca.counterfactual import LinearGaussianGame, Players
+from bayes_rca.attribution.abduction import Players
+from bayes_rca.attribution.linear_game import LinearGaussianGame
+from bayes_rca.attribution.scores import get_feature_map, student_t_log_tail
 from bayes_rca.errors import BayesRCAError
-from bayes_rca.mechanisms import PassThroughGaussian, make_mechanism
-from bayes_rca.scores import get_feature_map, student_t_log_tail
+from bayes_rca.model.mechanisms import PassThroughGaussian, make_mechanism
 
 
 def _chain_data(rng: np.random.Generator, n: int, callee_sd: float, weight: float) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""bayes_rca.shapley against the textbook definition of the Shapley value.
+"""bayes_rca.attribution.shapley against the textbook definition of the Shapley value.
 
 Games are lookup tables ``g[code(S)]`` (bit ``j`` of the code = player ``j``). The reference is the classic
 definition, averaged over all ``K!`` orders with ``itertools.permutations``, written here independently.
@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayes_rca.shapley import (
+from bayes_rca.attribution.shapley import (
     coalition_masks,
     distinct_coalitions,
     exact_shapley,

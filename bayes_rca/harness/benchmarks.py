@@ -20,9 +20,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from bayes_rca.data.synthetic import LinearGaussianSystem
 from bayes_rca.errors import BayesRCAError
-from bayes_rca.graph import ancestors_of, parents_of, topological_order
-from bayes_rca.synthetic import LinearGaussianSystem
+from bayes_rca.graph.dag import ancestors_of, parents_of, topological_order
 
 NodeFunction = Callable[[np.ndarray], np.ndarray]
 STUDENT_T_DF = 3.0
@@ -34,7 +34,7 @@ class SyntheticSystem:
     """``X_j = f_j(PA_j) + noise_scale_j * N_j`` with standardised noise ``N_j`` of the given kind.
 
     ``linear`` is set for linear systems with Gaussian or Student-t noise (the same system as a
-    :class:`~bayes_rca.synthetic.LinearGaussianSystem`, with ``noise_df`` for Student-t): their attribution at
+    :class:`~bayes_rca.data.synthetic.LinearGaussianSystem`, with ``noise_df`` for Student-t): their attribution at
     the true parameters is then known (:mod:`bayes_rca.harness.truth`).
     """
 

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 import yaml
 
-from bayes_rca.graph import blameable_nodes
+from bayes_rca.graph.dag import blameable_nodes
 from bayes_rca.harness import metrics
 from bayes_rca.harness.benchmarks import Benchmark, NormalCase, OutlierCase
 from bayes_rca.harness.families import OutlierFamily, make_family

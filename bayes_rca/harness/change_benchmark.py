@@ -11,7 +11,7 @@ moved by U(0.5, 1.5) of its noise sd, either sign). ``num_rows`` rows are drawn 
 of the old period (``same_data``) is the no-change case that specificity is scored on.
 
 The truth is the exact Shapley value of each mechanism at the true parameters (closed form,
-:func:`~bayes_rca.distribution_change.attribute_distribution_change` on the two oracle models). A mechanism is
+:func:`~bayes_rca.change.api.attribute_distribution_change` on the two oracle models). A mechanism is
 *relevant* when it changed and its exact contribution is at least the functional's default threshold (a tenth
 of the old target's sd for the mean, 0.005 nats for the KL divergence): a changed noise scale does not move
 the mean.
@@ -28,10 +28,10 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from bayes_rca.data.synthetic import LinearGaussianSystem
 from bayes_rca.errors import BayesRCAError
-from bayes_rca.graph import blameable_nodes, parents_of
+from bayes_rca.graph.dag import blameable_nodes, parents_of
 from bayes_rca.harness.benchmarks import heavy_tailed_dag
-from bayes_rca.synthetic import LinearGaussianSystem
 
 CHANGE_FAMILY = "distribution_change"
 CHANGE_KINDS = ("coefficient", "noise_scale", "root_shift")
@@ -58,7 +58,7 @@ class ChangeCase:
     changes : dict
         The changed mechanisms, node -> kind (one of :data:`CHANGE_KINDS`).
     functional : str
-        The change functional (``"mean"``, ``"kl"``, ... ; see :data:`bayes_rca.distribution_change.FUNCTIONALS`).
+        The change functional (``"mean"``, ``"kl"``, ... ; see :data:`bayes_rca.change.api.FUNCTIONALS`).
     """
 
     graph: nx.DiGraph
@@ -78,7 +78,7 @@ class ChangeCase:
 
     @cached_property
     def _exact(self) -> Any:
-        from bayes_rca.distribution_change import attribute_distribution_change
+        from bayes_rca.change.api import attribute_distribution_change
 
         return attribute_distribution_change(self.old.oracle_model(), self.new.oracle_model(), self.target,
                                              self.functional)
@@ -109,7 +109,7 @@ def _possible_kinds(graph: nx.DiGraph, node: Hashable, kinds: Sequence[str]) -> 
 
 def check_change_settings(functional: str, max_changes: int, kinds: Sequence[str], num_rows: int) -> None:
     """Raise a :class:`~bayes_rca.errors.BayesRCAError` naming the bad setting and its choices."""
-    from bayes_rca.distribution_change import get_functional
+    from bayes_rca.change.api import get_functional
 
     get_functional(functional)  # an unknown name lists the known ones
     unknown = [kind for kind in kinds if kind not in CHANGE_KINDS]

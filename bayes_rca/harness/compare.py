@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bayes_rca.app.tracking import default_tracking_uri, get_run, tracking_client
 from bayes_rca.harness.metrics import COMPARED
-from bayes_rca.tracking import default_tracking_uri, get_run, tracking_client
 
 METRICS = COMPARED  # the metrics marked ``compared`` in bayes_rca.harness.metrics' tables
 

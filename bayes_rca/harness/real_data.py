@@ -6,7 +6,7 @@ target has that metric, and the specificity checks of the data set's authors: th
 several points; the rows before a point are the training data and the third row from the point on is asked
 about (as an issue's third row is). A method is right there when it names no root cause.
 
-Missing data (a service without traffic in a window) follows :func:`bayes_rca.tables.prepare_observed`:
+Missing data (a service without traffic in a window) follows :func:`bayes_rca.data.tables.prepare_observed`:
 nodes with fewer than ``min_observed`` normal values are marginalised out of the graph, other missing values
 (normal and issue rows) take the node's normal median. Every method of a cell sees the same prepared data,
 with two exceptions: a method which infers missing values itself (``bayes_rca`` with ``missing: latent``) gets
@@ -25,10 +25,10 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 
-from bayes_rca.datasets.petshop import PetShopScenario, load_scenario
+from bayes_rca.data.datasets.petshop import PetShopScenario, load_scenario
+from bayes_rca.data.tables import prepare_observed, select_metric
 from bayes_rca.errors import DataError
 from bayes_rca.harness.benchmarks import Benchmark, NormalCase, OutlierCase
-from bayes_rca.tables import prepare_observed, select_metric
 
 ANALYSED_ROW = 2  # the authors analyse the third row of an issue's window, and of each specificity split
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from bayes_rca.app.tracking import default_tracking_uri, get_run, tracking_client
 from bayes_rca.harness.cell import run_cell
-from bayes_rca.tracking import default_tracking_uri, get_run, tracking_client
 
 
 def rerun(run_id: str, tracking_uri: str | None = None) -> Iterator[str]:

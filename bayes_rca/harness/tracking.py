@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
+from bayes_rca.app.tracking import default_tracking_uri, experiment_id, tracking_client
 from bayes_rca.harness.cell import CellResult
 from bayes_rca.harness.config import config_hash
-from bayes_rca.tracking import default_tracking_uri, experiment_id, tracking_client
 
 PACKAGES = ("bayes_rca", "torch", "pyro-ppl", "numpy", "arviz", "dowhy", "mlflow")
 

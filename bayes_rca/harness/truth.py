@@ -4,7 +4,7 @@
   the default limit of one draw, permutations until every standard error is :data:`TRUTH_TOLERANCE` above);
   its standard error is 0 when enumerated.
 * **Linear systems with Student-t noise** (the ``student_t`` family): the scale-mixture game of the oracle model
-  (:mod:`bayes_rca.scale_mixture_game`: exact given the noises' mixing variables, which are sampled) with a
+  (:mod:`bayes_rca.attribution.scale_mixture_game`: exact given the noises' mixing variables, which are sampled) with a
   very large budget: :data:`TRUTH_MIXING_SAMPLES` mixing samples per coalition (32 times bayes_rca's
   attribution default), shared by all coalitions, every coalition enumerated up to
   :data:`TRUTH_MAX_EXACT_PLAYERS` players and, above, permutations around the exact control variate drawn until
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bayes_rca.attribution import attribute_outliers
+from bayes_rca.attribution.api import attribute_outliers
 from bayes_rca.errors import BayesRCAWarning
 from bayes_rca.harness.benchmarks import Benchmark, OutlierCase
 from bayes_rca.harness.methods.base import Attribution

@@ -39,7 +39,7 @@ import pandas as pd
 from scipy import special
 
 from bayes_rca.errors import BayesRCAWarning
-from bayes_rca.graph import blameable_nodes, parents_of
+from bayes_rca.graph.dag import blameable_nodes, parents_of
 
 TRUTH_SAMPLES = 1 << 16
 """Importance samples per coalition (bayes_rca's Monte Carlo game uses 2000 per posterior draw)."""

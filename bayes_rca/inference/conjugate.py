@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from bayes_rca.mechanisms.base import Params
-from bayes_rca.mechanisms.linear import LinearGaussian
+from bayes_rca.model.mechanisms.base import Params
+from bayes_rca.model.mechanisms.linear import LinearGaussian
 
 
 def sample_conjugate(mechanism: LinearGaussian, parents: torch.Tensor, value: torch.Tensor,

@@ -17,11 +17,11 @@ from pyro.infer import MCMC, NUTS, SVI, JitTrace_ELBO
 from pyro.infer.autoguide import AutoMultivariateNormal, init_to_median
 from pyro.optim import ClippedAdam
 
-from bayes_rca.diagnostics import max_rhat
 from bayes_rca.errors import MechanismError
 from bayes_rca.inference.conjugate import sample_conjugate
+from bayes_rca.inference.diagnostics import max_rhat
 from bayes_rca.inference.laplace_mh import MH_CHAINS, sample_student_t
-from bayes_rca.mechanisms.base import Mechanism, Params
+from bayes_rca.model.mechanisms.base import Mechanism, Params
 
 Method = Literal["conjugate", "laplace_mh", "svi", "nuts"]
 

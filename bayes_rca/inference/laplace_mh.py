@@ -9,7 +9,7 @@ With thousands of rows the posterior of ``theta = (b, w, log s, log(nu - 2))`` i
    proposal this close the acceptance rate is high and successive draws nearly independent).
 
 No latent row weights are sampled (a Gibbs sampler on the scale mixture draws ``n`` gamma variates per sweep,
-which dominated the fit). The prior is that of :class:`~bayes_rca.mechanisms.LinearStudentT` (``b, w ~ Normal(0,
+which dominated the fit). The prior is that of :class:`~bayes_rca.model.mechanisms.LinearStudentT` (``b, w ~ Normal(0,
 1)``, ``s ~ HalfNormal(1)``, ``nu - 2 ~ Gamma(2, 0.1)``), so the draws are of the posterior that SVI or NUTS
 approximate. Diagnostics: the split R-hat over the chains and the acceptance rate.
 """
@@ -20,8 +20,8 @@ import math
 
 import torch
 
-from bayes_rca.diagnostics import max_rhat, min_ess
-from bayes_rca.mechanisms.base import Params
+from bayes_rca.inference.diagnostics import max_rhat, min_ess
+from bayes_rca.model.mechanisms.base import Params
 
 MH_CHAINS = 4
 MIN_STEPS = 250  # steps per chain at least, whatever the number of draws: enough for a stable R-hat
@@ -129,7 +129,7 @@ def sample_student_t(parents: torch.Tensor, value: torch.Tensor, num_draws: int,
     params, diagnostics
         ``bias (D,)``, ``noise_scale (D,)``, ``df_minus_two (D,)`` and, with parents, ``weight (D, p)``; and
         ``{"max_rhat", "draws_per_chain", "acceptance"}``; ``draws_per_chain`` is the smallest effective sample
-        size per chain, the basis of the R-hat limit (:func:`~bayes_rca.diagnostics.rhat_limit`).
+        size per chain, the basis of the R-hat limit (:func:`~bayes_rca.inference.diagnostics.rhat_limit`).
 
     Examples
     --------

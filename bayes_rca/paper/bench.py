@@ -17,9 +17,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from bayes_rca.app.tracking import default_tracking_uri, experiment_id, tracking_client
 from bayes_rca.harness.config import config_hash
 from bayes_rca.harness.tracking import provenance_tags
-from bayes_rca.tracking import default_tracking_uri, experiment_id, tracking_client
 
 SCRIPT = Path("experiments/bench/bench_attribution.py")
 EXPERIMENT = "paper_performance"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bayes_rca.tracking import default_tracking_uri, tracking_client
+from bayes_rca.app.tracking import default_tracking_uri, tracking_client
 
 
 @dataclass

@@ -34,8 +34,8 @@ from rich.console import Console
 from rich.table import Table
 
 import bayes_rca
-from bayes_rca.graph import ancestors_of
-from bayes_rca.synthetic import LinearGaussianSystem, random_dag, random_linear_system
+from bayes_rca.data.synthetic import LinearGaussianSystem, random_dag, random_linear_system
+from bayes_rca.graph.dag import ancestors_of
 
 T = TypeVar("T")
 MAX_GRAPH_SEEDS = 200  # graph seeds tried when looking for a target with the requested number of ancestors

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from bayes_rca.check import check_config
-from bayes_rca.distribution_change import attribute_distribution_change
+from bayes_rca.app.check import check_config
+from bayes_rca.change.api import attribute_distribution_change
 from bayes_rca.errors import BayesRCAError
-from bayes_rca.graph import blameable_nodes
+from bayes_rca.graph.dag import blameable_nodes
 from bayes_rca.harness import metrics
 from bayes_rca.harness.cell import run_cell
 from bayes_rca.harness.change_benchmark import CHANGE_FAMILY, make_change_case

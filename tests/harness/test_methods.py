@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_rca.data.synthetic import random_linear_system
 from bayes_rca.errors import BayesRCAError, DataError
-from bayes_rca.graph import ancestors_of
+from bayes_rca.graph.dag import ancestors_of
 from bayes_rca.harness.methods import METHODS, make_method
 from bayes_rca.harness.methods._common import MarginalOutlierScorer
 from bayes_rca.harness.methods.base import Attribution
 from bayes_rca.harness.methods.circa import CIRCA
-from bayes_rca.synthetic import random_linear_system
 
 # X0 -> X1 -> X2 -> X4 <- X3, and X0 -> X5: X5 is not an ancestor of the target X4.
 EDGES = [("X0", "X1"), ("X1", "X2"), ("X2", "X4"), ("X3", "X4"), ("X0", "X5")]

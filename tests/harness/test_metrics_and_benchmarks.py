@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_rca.graph import ancestors_of
+from bayes_rca.graph.dag import ancestors_of
 from bayes_rca.harness import metrics
 from bayes_rca.harness.benchmarks import FAMILY_NODES, make_benchmark
 from bayes_rca.harness.cell import score_case

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_rca.datasets import load_scenario
+from bayes_rca.data.datasets import load_scenario
+from bayes_rca.data.tables import read_metrics
 from bayes_rca.errors import DataError
 from bayes_rca.harness.cell import run_cell
 from bayes_rca.harness.config import expand_cells
 from bayes_rca.harness.real_data import petshop_benchmark, specificity_points
-from bayes_rca.tables import read_metrics
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "petshop"
 needs_shared = pytest.mark.skipif(not (SHARED / "low_traffic").is_dir(),
@@ -150,7 +150,7 @@ def test_shared_issue_end_to_end() -> None:
 
 
 def test_check_reports_a_missing_data_root_and_split(tmp_path: Path, scenario: Path) -> None:
-    from bayes_rca.check import check_config
+    from bayes_rca.app.check import check_config
 
     config = tmp_path / "petshop.yaml"
     config.write_text("name: p\nmethods: {naive: {}}\nbenchmark: {family: petshop, data_root: /nowhere}\n")

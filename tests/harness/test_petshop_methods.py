@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_rca.data.synthetic import random_linear_system
 from bayes_rca.errors import BayesRCAError, DataError
 from bayes_rca.harness.methods import METHODS, make_method
 from bayes_rca.harness.methods.dowhy_bootstrap import DoWhyBootstrap
 from bayes_rca.harness.methods.dowhy_point import DoWhyPoint
 from bayes_rca.harness.methods.mad_traversal import MADTraversal
-from bayes_rca.synthetic import random_linear_system
 
 RAMP = np.arange(11.0)  # median 5, raw MAD 3
 

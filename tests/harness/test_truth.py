@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bayes_rca.errors import BayesRCAWarning
-from bayes_rca.graph import blameable_nodes
+from bayes_rca.graph.dag import blameable_nodes
 from bayes_rca.harness import truth as truth_module
 from bayes_rca.harness.benchmarks import STUDENT_T_DF, make_benchmark
 from bayes_rca.harness.cell import score_case

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bayes_rca.errors import BayesRCAWarning
-from bayes_rca.graph import blameable_nodes, parents_of
+from bayes_rca.graph.dag import blameable_nodes, parents_of
 from bayes_rca.harness import truth_nonlinear
 from bayes_rca.harness.benchmarks import make_benchmark, make_case
 from bayes_rca.harness.truth import true_attribution

@@ -1,4 +1,4 @@
-"""Ours: posterior Shapley contributions to the change (:func:`bayes_rca.distribution_change.distribution_change`)."""
+"""Ours: posterior Shapley contributions to the change (:func:`bayes_rca.change.api.distribution_change`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import ClassVar
 import networkx as nx
 import pandas as pd
 
-from bayes_rca.change_results import DEFAULT_ALPHA
+from bayes_rca.change.results import DEFAULT_ALPHA
 from bayes_rca.harness.change_methods.base import ChangeAttribution, ChangeMethod
 
 
@@ -27,9 +27,9 @@ class BayesRCAChange(ChangeMethod):
     seed : int
         Seed of both fits and of any permutations.
     alpha, delta : float
-        The decision rule (see :meth:`~bayes_rca.change_results.DistributionChangeResult.changed`).
+        The decision rule (see :meth:`~bayes_rca.change.results.DistributionChangeResult.changed`).
     mechanisms : mapping or "auto", optional
-        Per-node mechanism families, as for :func:`~bayes_rca.distribution_change.distribution_change`.
+        Per-node mechanism families, as for :func:`~bayes_rca.change.api.distribution_change`.
     estimator : {"auto", "analytic", "monte_carlo"}
         The game's estimator.
     num_samples : int, optional
@@ -46,7 +46,7 @@ class BayesRCAChange(ChangeMethod):
 
     def attribute_change(self, graph: nx.DiGraph, target: Hashable, old: pd.DataFrame, new: pd.DataFrame,
                          functional: str) -> ChangeAttribution:
-        from bayes_rca.distribution_change import distribution_change
+        from bayes_rca.change.api import distribution_change
 
         options = {} if self.num_samples is None else {"num_samples": self.num_samples}
         result = distribution_change(old, new, graph, target, functional, mechanisms=self.mechanisms,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_rca.errors import BayesRCAError
-from bayes_rca.graph import topological_order
+from bayes_rca.graph.dag import topological_order
 from bayes_rca.harness.change_methods.base import ChangeAttribution, ChangeMethod
 from bayes_rca.harness.methods._common import seeded_global_rng
 from bayes_rca.harness.methods.dowhy_point import check_quality, contributions_series, import_gcm
@@ -20,7 +20,7 @@ def difference_estimator(functional: str) -> Callable[[np.ndarray, np.ndarray], 
     """DoWhy's ``difference_estimation_func(old_samples, new_samples)`` for one of our functionals.
 
     ``"kl"`` is DoWhy's own sample estimator (``auto_estimate_kl_divergence``, k-nearest neighbours for one
-    variable) of ``KL(P_new || P_old)``: the direction of :data:`bayes_rca.distribution_change.FUNCTIONALS`
+    variable) of ``KL(P_new || P_old)``: the direction of :data:`bayes_rca.change.api.FUNCTIONALS`
     ``["kl"]`` and of the truth (DoWhy's default, ``auto_estimate_kl_divergence(old, new)``, is the other
     direction). A difference functional (``"mean"``, ``"variance"``, ``"std"``, ``"quantile(q)"``) is the
     difference of its sample statistic, ``statistic(new) - statistic(old)``, as a float (DoWhy's summary cannot
@@ -33,7 +33,7 @@ def difference_estimator(functional: str) -> Callable[[np.ndarray, np.ndarray], 
     """
     import torch
 
-    from bayes_rca.distribution_change import get_functional
+    from bayes_rca.change.api import get_functional
 
     spec = get_functional(functional)
     if spec.name == "kl":

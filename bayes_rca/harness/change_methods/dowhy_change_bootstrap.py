@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from bayes_rca.graph import topological_order
+from bayes_rca.graph.dag import topological_order
 from bayes_rca.harness.change_methods.base import ChangeAttribution
 from bayes_rca.harness.change_methods.dowhy_change import DoWhyChange
 from bayes_rca.harness.methods._common import seeded_global_rng

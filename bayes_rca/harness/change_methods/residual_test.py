@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from bayes_rca.graph import blameable_nodes, parents_of
+from bayes_rca.graph.dag import blameable_nodes, parents_of
 from bayes_rca.harness.change_methods.base import ChangeAttribution, ChangeMethod
 from bayes_rca.harness.methods._common import with_floor
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from bayes_rca.datasets.petshop import load_scenario
+from bayes_rca.data.datasets.petshop import load_scenario
 from bayes_rca.errors import BayesRCAError
 from bayes_rca.harness.benchmarks import Benchmark
 from bayes_rca.harness.families.base import BenchmarkOptions, OutlierFamily

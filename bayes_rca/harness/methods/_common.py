@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import log_ndtr
 
-from bayes_rca.data import validate_outliers, validate_training_data
+from bayes_rca.data.checks import validate_outliers, validate_training_data
 from bayes_rca.errors import DataError, check_choice
-from bayes_rca.graph import (
+from bayes_rca.graph.dag import (
     blameable_nodes,
     check_node,
     topological_order,

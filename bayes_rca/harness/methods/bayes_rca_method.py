@@ -10,17 +10,17 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from bayes_rca.assignment import baseline_family
-from bayes_rca.attribution import attribute_outliers
-from bayes_rca.attribution_options import OPTION_FIELDS
+from bayes_rca.attribution.api import attribute_outliers
+from bayes_rca.attribution.mean_deviation import mean_deviation_shares
+from bayes_rca.attribution.options import OPTION_FIELDS
 from bayes_rca.errors import BayesRCAError, check_choice
-from bayes_rca.graph import blameable_nodes
+from bayes_rca.graph.dag import blameable_nodes
 from bayes_rca.harness.methods._common import check_fitted, outlier_row
 from bayes_rca.harness.methods.base import Attribution, RCAMethod
 from bayes_rca.inference import InferenceOptions
-from bayes_rca.mean_deviation import mean_deviation_shares
-from bayes_rca.mechanisms import CensoredGaussian, Mechanism
-from bayes_rca.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
+from bayes_rca.model.assignment import baseline_family
+from bayes_rca.model.mechanisms import CensoredGaussian, Mechanism
+from bayes_rca.model.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
 
 MECHANISM_CHOICES = ("auto", "linear", "pass_through", "request_share", "censored")
 MISSING_CHOICES = ("impute", "latent")
@@ -31,7 +31,7 @@ _ATTRIBUTE_OPTIONS = (frozenset(inspect.signature(attribute_outliers).parameters
 
 
 class BayesRCA(RCAMethod):
-    """Bayesian root-cause analysis: a :class:`~bayes_rca.scm.BayesianSCM` and :func:`~bayes_rca.attribute_outliers`.
+    """Bayesian root-cause analysis: a :class:`~bayes_rca.model.scm.BayesianSCM` and :func:`~bayes_rca.attribute_outliers`.
 
     The Shapley contributions of Budhathoki et al. (2022) to the IT outlier score of the target, computed for
     every posterior draw of the mechanisms. ``scores`` are the posterior means (0 for nodes that are not the
@@ -45,15 +45,15 @@ class BayesRCA(RCAMethod):
     Parameters
     ----------
     inference : {"auto", "conjugate", "svi", "nuts"}
-        Posterior inference of the mechanisms (see :class:`~bayes_rca.scm.BayesianSCM`).
+        Posterior inference of the mechanisms (see :class:`~bayes_rca.model.scm.BayesianSCM`).
     mechanisms : {"auto", "linear", "pass_through", "request_share", "censored"}
         ``"auto"`` assigns a family per node from the data; ``"linear"`` fits every node linear-Gaussian (Gaussian
         root nodes), a deliberately mis-specified model on nonlinear or heavy-tailed benchmarks;
         ``"pass_through"`` the same with a pass-through prior on the weights in data units
-        (:class:`~bayes_rca.mechanisms.PassThroughGaussian`), for service metrics that add up along calls;
+        (:class:`~bayes_rca.model.mechanisms.PassThroughGaussian`), for service metrics that add up along calls;
         ``"request_share"`` with weights that are shares of requests
-        (:class:`~bayes_rca.mechanisms.RequestShareGaussian`, success rates); ``"censored"``
-        fits every node linear-Gaussian clipped to ``bounds`` (:class:`~bayes_rca.mechanisms.CensoredGaussian`, a
+        (:class:`~bayes_rca.model.mechanisms.RequestShareGaussian`, success rates); ``"censored"``
+        fits every node linear-Gaussian clipped to ``bounds`` (:class:`~bayes_rca.model.mechanisms.CensoredGaussian`, a
         percentage stuck at 100, a latency capped at a timeout), whose noise at a bound is sampled from its
         posterior (Monte Carlo game).
     bounds : (float or None, float or None), optional
@@ -81,16 +81,16 @@ class BayesRCA(RCAMethod):
         IT score (nats) the target must credibly exceed for any root cause to be named; 5 nats is a tail
         probability of ``e^-5 ~ 1/150`` under normal operation.
     constant_noise : {"prior", "pooled"}
-        Noise of a node constant in the training data (:class:`~bayes_rca.scm.BayesianSCM`).
+        Noise of a node constant in the training data (:class:`~bayes_rca.model.scm.BayesianSCM`).
     missing : {"impute", "latent"}
         Missing values of an outlier row: take the harness's imputed row (``"impute"``), or infer them with
-        the noise (``"latent"``, :mod:`bayes_rca.latent`).
+        the noise (``"latent"``, :mod:`bayes_rca.attribution.latent`).
     ranking : {"it_score", "auto", "mean_deviation"}
         What ``scores``, ``draws`` and ``top_probability`` rank by: the IT-score Shapley contributions
         (``"it_score"``), each node's push on the target in data units (``"mean_deviation"``,
-        :func:`~bayes_rca.mean_deviation.mean_deviation_shares`; linear-Gaussian players only), or the first
+        :func:`~bayes_rca.attribution.mean_deviation.mean_deviation_shares`; linear-Gaussian players only), or the first
         unless the row is not an outlier at all (its IT score's posterior median below
-        :data:`~bayes_rca.results.NOT_AN_OUTLIER_NATS`, 1 nat: more than a third of normal operation is as
+        :data:`~bayes_rca.attribution.results.NOT_AN_OUTLIER_NATS`, 1 nat: more than a third of normal operation is as
         extreme, so the IT-score game ranks ordinary variation) and the second then (``"auto"``). The decision
         rule (``reported``) always uses the IT-score game.
     **attribute_options

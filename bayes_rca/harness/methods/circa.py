@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from bayes_rca.graph import parents_of, topological_order
+from bayes_rca.graph.dag import parents_of, topological_order
 from bayes_rca.harness.methods._common import (
     ancestral_graph,
     check_fitted,

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from bayes_rca.graph import blameable_nodes, topological_order
+from bayes_rca.graph.dag import blameable_nodes, topological_order
 from bayes_rca.harness.methods._common import check_fitted, seeded_global_rng
 from bayes_rca.harness.methods.base import Attribution
 from bayes_rca.harness.methods.dowhy_point import (

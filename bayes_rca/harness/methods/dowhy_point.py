@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_rca.errors import BayesRCAError, check_choice
-from bayes_rca.graph import topological_order
+from bayes_rca.graph.dag import topological_order
 from bayes_rca.harness.methods._common import (
     check_fitted,
     fit_inputs,

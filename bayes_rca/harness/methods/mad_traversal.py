@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from bayes_rca.data import _check_columns, _check_frame
+from bayes_rca.data.checks import _check_columns, _check_frame
 from bayes_rca.errors import BayesRCAError, DataError
-from bayes_rca.graph import check_node, topological_order, validate_graph
+from bayes_rca.graph.dag import check_node, topological_order, validate_graph
 from bayes_rca.harness.methods._common import check_fitted, with_floor
 from bayes_rca.harness.methods.base import Attribution, RCAMethod
 

@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from bayes_rca.graph import blameable_nodes, topological_order
+from bayes_rca.graph.dag import blameable_nodes, topological_order
 from bayes_rca.harness.methods._common import (
     check_fitted,
     fit_inputs,

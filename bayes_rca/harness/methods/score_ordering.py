@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import pandas as pd
 
-from bayes_rca.graph import blameable_nodes, topological_order
+from bayes_rca.graph.dag import blameable_nodes, topological_order
 from bayes_rca.harness.methods._common import MarginalScoreMethod, Tail, with_floor
 from bayes_rca.harness.methods.base import Attribution
 

@@ -1,0 +1,69 @@
+"""A nonlinear mechanism: Bayesian random Fourier feature regression with a shrinkage prior."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import pyro
+import pyro.distributions as dist
+import torch
+
+from bayes_rca.model.mechanisms.base import Mechanism, Params
+from bayes_rca.model.mechanisms.linear import _linear_location
+from bayes_rca.model.noise import GaussianNoise
+
+
+class FourierGaussian(Mechanism):
+    """``X = b + w . PA + sum_k c_k phi_k(PA) + N``, ``N ~ Normal(0, s^2)``.
+
+    ``phi_k(x) = sqrt(2 / K) cos(omega_k . x + u_k)`` are random Fourier features of an RBF kernel with the
+    given lengthscale (on standardised parents), fixed at :meth:`setup`. The feature coefficients have a
+    global shrinkage scale, ``c_k = tau * z_k``, ``z_k ~ Normal(0, 1)``, ``tau ~ HalfNormal(1)`` (non-centred),
+    so that a node that is close to linear shrinks towards the linear model.
+    """
+
+    name: ClassVar[str] = "fourier_gaussian"
+    accepts_roots: ClassVar[bool] = False
+
+    def __init__(self, num_features: int = 48, lengthscale: float = 0.6) -> None:
+        self.num_features, self.lengthscale = num_features, lengthscale
+        self.frequencies: torch.Tensor | None = None
+        self.phases: torch.Tensor | None = None
+
+    def setup(self, num_parents: int, seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        shape = (num_parents, self.num_features)
+        self.frequencies = torch.randn(shape, generator=generator, dtype=torch.float64) / self.lengthscale
+        self.phases = 2 * math.pi * torch.rand(self.num_features, generator=generator, dtype=torch.float64)
+
+    def features(self, parents: torch.Tensor) -> torch.Tensor:
+        """Random Fourier features ``(..., K)`` of standardised parents ``(..., p)``."""
+        if self.frequencies is None:
+            raise RuntimeError("FourierGaussian.setup() must run before the mechanism is used")
+        freq = self.frequencies.to(parents.device, parents.dtype)
+        phases = self.phases.to(parents.device, parents.dtype)
+        return math.sqrt(2.0 / self.num_features) * torch.cos(parents @ freq + phases)
+
+    def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
+        one = torch.ones((), dtype=dtype)
+        return {
+            "bias": pyro.sample("bias", dist.Normal(0 * one, one)),
+            "weight": pyro.sample("weight", dist.Normal(0 * one, one).expand([num_parents]).to_event(1)),
+            "shrinkage": pyro.sample("shrinkage", dist.HalfNormal(one)),
+            "coef_raw": pyro.sample("coef_raw", dist.Normal(0 * one, one).expand([self.num_features]).to_event(1)),
+            "noise_scale": pyro.sample("noise_scale", dist.HalfNormal(one)),
+        }
+
+    def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
+        coef = params["shrinkage"].unsqueeze(-1) * params["coef_raw"]
+        return _linear_location(parents, params) + torch.einsum("dbk,dk->db", self.features(parents), coef)
+
+    def noise(self, params: Params) -> GaussianNoise:
+        return GaussianNoise(params["noise_scale"].unsqueeze(-1))
+
+    def num_parameters(self, num_parents: int) -> int:
+        return 3 + num_parents + self.num_features
+
+    def __repr__(self) -> str:
+        return f"FourierGaussian(num_features={self.num_features}, lengthscale={self.lengthscale})"
