@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from bayes_rca.harness.config import expand_cells, load_raw
 from bayes_rca.harness.methods import make_method
 from bayes_rca.harness.metrics import recall_at_k
 from bayes_rca.harness.real_data import petshop_benchmark
@@ -26,6 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _value(text: str):
     return yaml.safe_load(text)
+
+
+def _options(cells: list[dict], method: str, scenario: str, metric: str) -> dict:
+    """The options of ``method`` in the config's cell of that scenario and metric (any one, if none matches)."""
+    matching = [cell for cell in cells if cell["method"] == method]
+    exact = [cell for cell in matching
+             if cell["benchmark"].get("scenario") == scenario and cell["benchmark"].get("metric") == metric]
+    chosen = exact or matching
+    return dict(chosen[0]["method_options"]) if chosen else {}
 
 
 def main() -> None:
@@ -39,7 +49,7 @@ def main() -> None:
     parser.add_argument("--option", action="append", default=[], help="key=value for the bayes_rca methods")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    config = yaml.safe_load((ROOT / "configs" / "petshop.yaml").read_text())["methods"]
+    cells = expand_cells(load_raw(ROOT / "configs" / "petshop.yaml"))  # the sweep may set options per metric
     extra = {k: _value(v) for k, v in (o.split("=", 1) for o in args.option)}
     for scenario in args.scenarios.split(","):
         for metric in args.metrics.split(","):
@@ -49,7 +59,8 @@ def main() -> None:
                 print(f"{scenario} {metric}: skipped ({error})")
                 continue
             for name in args.methods.split(","):
-                options = {**(config.get(name) or {}), **(extra if name.startswith("bayes_rca") else {})}
+                options = {**_options(cells, name, scenario, metric),
+                           **(extra if name.startswith("bayes_rca") else {})}
                 method = make_method(name, **options)
                 raw = getattr(method, "uses_raw_data", False)
                 start = time.perf_counter()

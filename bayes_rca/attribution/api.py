@@ -14,6 +14,7 @@ import torch
 
 from bayes_rca.attribution.abduction import Players
 from bayes_rca.attribution.latent import abduct_sampled_noise
+from bayes_rca.attribution.extrapolation_game import ExtrapolationGame, extrapolates
 from bayes_rca.attribution.linear_game import CappedGame, LinearGaussianGame
 from bayes_rca.attribution.monte_carlo_game import MonteCarloGame
 from bayes_rca.attribution.options import (
@@ -171,6 +172,10 @@ def choose_estimator(fitted: list[FittedNode], estimator: Estimator = "auto", ta
                     if not supports_scale_mixture_game([node])}
         raise BayesRCAError("the scale_mixture estimator needs players linear in their parents with Gaussian or "
                             f"Student-t noise; not so for {families}")
+    extrapolating = sorted(str(node.name) for node in fitted if node.mechanism.extrapolates)
+    if extrapolating and not use_analytic:
+        raise BayesRCAError(f"players {extrapolating} extrapolate beyond their parents' training range, which only "
+                            "the analytic estimator models: every player linear-Gaussian within its range")
     if tail_df is not None and not use_analytic:
         raise BayesRCAError("tail_df (the robust game) needs the analytic estimator: every player linear-Gaussian")
     return "analytic" if use_analytic else "scale_mixture" if scale_mixture else "monte_carlo"
@@ -181,7 +186,7 @@ def build_game(players: Players, estimator: str, tau: FeatureMap, num_samples: i
     """The counterfactual game ``g(S)`` of abducted ``players`` for a chosen estimator (see
     :func:`choose_estimator`), capped at ``max_nats`` if given."""
     if estimator == "analytic":
-        game = LinearGaussianGame(players, tau, tail_df)
+        game = (ExtrapolationGame if extrapolates(players) else LinearGaussianGame)(players, tau, tail_df)
     elif estimator == "scale_mixture":
         game = ScaleMixtureGame(players, tau, num_samples, generator)
     else:

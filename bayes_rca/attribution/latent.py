@@ -132,6 +132,15 @@ def sample_missing(nodes: list[FittedNode], row: torch.Tensor, num_samples: int,
     return completed.reshape(draws * num_samples, len(nodes)), effective
 
 
+def _completed_linear(nodes: list[FittedNode], row: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Rows ``(D, K)`` completed by the normal-range linear system from its noise ``(D, K)``, the observed entries
+    of ``row`` kept exactly: the missing values of players that extrapolate are inferred as if the row were in
+    range, and their noise is then abducted from the completed row."""
+    mean, loading, sigma = _linear_system(nodes)
+    values = mean + (loading @ (noise / sigma).unsqueeze(-1)).squeeze(-1)
+    return torch.where(torch.isfinite(row), row, values)
+
+
 def _warn_if_degenerate(effective: torch.Tensor, num_particles: int, label: object) -> None:
     median = float(effective.median())
     if median < MIN_EFFECTIVE_SHARE * num_particles:
@@ -170,6 +179,10 @@ def abduct_sampled_noise(nodes: list[FittedNode], values: torch.Tensor, num_samp
     for r in range(values.shape[0]):
         if bool(complete[r]):
             rows.append(next(direct))
+        elif linear and any(node.mechanism.extrapolates for node in nodes):
+            completed = _completed_linear(repeated, values[r], conditional_noise(nodes, values[r], num_samples,
+                                                                                 generator))
+            rows.append(abduct_noise(repeated, completed.unsqueeze(1), generator)[:, 0])
         elif linear:
             rows.append(conditional_noise(nodes, values[r], num_samples, generator))
         else:

@@ -16,7 +16,9 @@ import pandas as pd
 import torch
 
 from bayes_rca.attribution.abduction import Players
+from bayes_rca.attribution.extrapolation_game import ExtrapolationGame, extrapolates
 from bayes_rca.attribution.latent import abduct_sampled_noise
+from bayes_rca.attribution.scores import get_feature_map
 from bayes_rca.attribution.linear_game import total_effects
 from bayes_rca.errors import MechanismError
 from bayes_rca.graph.dag import blameable_nodes
@@ -68,7 +70,10 @@ def mean_deviation_shares(model: BayesianSCM, target: Hashable, row: pd.Series, 
     abducted: Players = abduct_sampled_noise(nodes, values, num_samples, generator)
     effect, intercept = total_effects(abducted)
     scale = torch.tensor([node.standardizer.scale for node in abducted.nodes], dtype=effect.dtype)
-    shift = (effect * scale) * abducted.noise[:, 0]  # (D, K)
+    if extrapolates(abducted):  # the effects of the regime the row is in
+        shift = ExtrapolationGame(abducted, get_feature_map("zscore")).pushes()[:, 0]
+    else:
+        shift = (effect * scale) * abducted.noise[:, 0]  # (D, K)
     mean = (effect * intercept).sum(-1)  # (D,): E[X_t] per draw
     sign = torch.sign(abducted.values[0, -1] - mean).unsqueeze(-1)
     return pd.DataFrame((shift * sign).numpy(), columns=players)

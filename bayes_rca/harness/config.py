@@ -1,7 +1,7 @@
 """Experiment configurations: YAML files validated against pydantic models, overrides, sweep grids.
 
-A config names the benchmark, the methods (each with its options), a sweep grid over any dotted key, how to
-execute the cells and where to track them. The sections are pydantic v2 models (:class:`ExperimentConfig`;
+A config names the benchmark, the methods (each with its options), a sweep grid over any dotted key (or keys
+joined by ``+`` that move together), how to execute the cells and where to track them. The sections are pydantic v2 models (:class:`ExperimentConfig`;
 unknown keys forbidden, strict types); the ``benchmark`` section is validated against the options model of its
 family (:mod:`bayes_rca.harness.families`). A wrong key or type is a :class:`ConfigError` naming the file and
 the key. Every cell of the grid resolves to a plain dict whose hash identifies it for resuming.
@@ -234,6 +234,21 @@ def _set_dotted(data: dict, key: str, value: Any, source: str) -> None:
     node[parts[-1]] = value
 
 
+def set_sweep_value(data: dict, key: str, value: Any, source: str) -> None:
+    """Set one sweep value: ``key`` is a dotted key, or several joined by ``+`` that move together (a zipped
+    sweep: ``benchmark.metric+methods.bayes_rca.mechanisms: [[latency, extrapolating], [availability,
+    pass_through]]``), whose value then lists one entry per key."""
+    keys = key.split("+")
+    if len(keys) == 1:
+        _set_dotted(data, key, value, source)
+        return
+    if not isinstance(value, list | tuple) or len(value) != len(keys):
+        raise ConfigError(f"{source}: the zipped sweep key {key!r} needs values of {len(keys)} entries, one per key, "
+                          f"got {_short(value)}")
+    for one, entry in zip(keys, value):
+        _set_dotted(data, one.strip(), entry, source)
+
+
 def load_raw(path: str | Path) -> dict[str, Any]:
     """The YAML mapping of a config file (safe loader only)."""
     path = Path(path)
@@ -277,7 +292,7 @@ def validate(data: dict[str, Any], source: str) -> ExperimentConfig:
         for value in values:
             trial = copy.deepcopy(data)
             trial["sweep"] = {}
-            _set_dotted(trial, key, value, f"{source} (sweep {key})")
+            set_sweep_value(trial, key, value, f"{source} (sweep {key})")
             _build(trial, f"{source} (sweep {key}={_short(value)})")
     return config
 
@@ -305,11 +320,12 @@ def expand_cells(data: dict[str, Any], source: str = "config") -> list[dict[str,
         base = copy.deepcopy(data)
         base.pop("sweep", None)
         for key, value in zip(keys, values):
-            _set_dotted(base, key, value, source)
-        resolved = resolve(_build(base, source))
+            set_sweep_value(base, key, value, source)
+        built = _build(base, source)  # a sweep may set method options too
+        resolved = resolve(built)
         for key in ("sweep", "execution", "tracking", "methods"):
             resolved.pop(key)
-        for method, options in config.methods.items():
+        for method, options in built.methods.items():
             cells.append({**copy.deepcopy(resolved), "method": method, "method_options": dict(options or {})})
     return cells
 

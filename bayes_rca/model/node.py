@@ -29,6 +29,8 @@ class Standardizer:
     parent_scale: torch.Tensor
     loc: float
     scale: float
+    parent_low: torch.Tensor | None = None  # the parents' training range (data units), where fitted on data
+    parent_high: torch.Tensor | None = None
 
     @staticmethod
     def fit(parents: torch.Tensor, value: torch.Tensor, standardise_value: bool = True) -> Standardizer:
@@ -36,9 +38,10 @@ class Standardizer:
             return torch.where(std > 0, std, torch.ones_like(std))
 
         parent_scale = safe(parents.std(0)) if parents.shape[1] else parents.new_ones(0)
+        low, high = (parents.amin(0), parents.amax(0)) if parents.shape[0] else (None, None)
         if not standardise_value:
-            return Standardizer(parents.mean(0), parent_scale, 0.0, 1.0)
-        return Standardizer(parents.mean(0), parent_scale, float(value.mean()), float(safe(value.std())))
+            return Standardizer(parents.mean(0), parent_scale, 0.0, 1.0, low, high)
+        return Standardizer(parents.mean(0), parent_scale, float(value.mean()), float(safe(value.std())), low, high)
 
     def parents(self, parents: torch.Tensor) -> torch.Tensor:
         return (parents - self.parent_loc.to(parents)).div_(self.parent_scale.to(parents))
@@ -47,7 +50,10 @@ class Standardizer:
         return (value - self.loc) / self.scale
 
     def to(self, device: torch.device | str) -> Standardizer:
-        return replace(self, parent_loc=self.parent_loc.to(device), parent_scale=self.parent_scale.to(device))
+        moved = {name: getattr(self, name).to(device) for name in ("parent_low", "parent_high")
+                 if getattr(self, name) is not None}
+        return replace(self, parent_loc=self.parent_loc.to(device), parent_scale=self.parent_scale.to(device),
+                       **moved)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,11 @@ class FittedNode:
         """The structural location ``(D, B)`` in data units for parent values ``(D, B, p)`` in data units."""
         standard = self.mechanism.location(self.standardizer.parents(parents), self.params)
         return standard.mul(self.standardizer.scale).add_(self.standardizer.loc)
+
+    def noise_multiplier(self, parents: torch.Tensor) -> torch.Tensor | None:
+        """Factor ``(D, B)`` of the noise's scale at parent values ``(D, B, p)`` (data units), ``None`` for 1:
+        ``X = location + scale * multiplier * N`` (:meth:`~bayes_rca.model.mechanisms.Mechanism.noise_multiplier`)."""
+        return self.mechanism.noise_multiplier(self.standardizer.parents(parents), self.params)
 
     def noise(self) -> NoiseFamily:
         """The noise distribution in standardised units, parameters of shape ``(D, 1)``."""
@@ -126,7 +137,9 @@ class FittedNode:
         location = self.location(batch)
         observed = (value if per_draw else value.unsqueeze(0)).expand_as(location)
         if self.mechanism.invertible:
-            return (observed - location) / self.standardizer.scale
+            residual = (observed - location) / self.standardizer.scale
+            multiplier = self.noise_multiplier(batch)
+            return residual if multiplier is None else residual / multiplier
         if generator is None:
             raise ValueError(f"node {self.name!r} has a {self.mechanism.name} mechanism: abducting its noise "
                              "samples it, so a generator is needed")

@@ -154,6 +154,9 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
     if given is not None:
         mechanism = bind_to_data(given, task.name, values, standardizer.loc, standardizer.scale)
         mechanism = mechanism.bind_parents(standardizer.parent_scale, standardizer.scale)
+        if parents.shape[0] and parents.shape[1]:
+            low, high = standardizer.parents(standardizer.parent_low), standardizer.parents(standardizer.parent_high)
+            mechanism = mechanism.bind_parent_range(low, high)
         posterior = fit(mechanism, _method_for(task.inference, mechanism, task.name))
     else:
         constant = bool(values.std() == 0)

@@ -64,6 +64,16 @@ def test_sweep_grid_and_overrides(tmp_path):
     assert config_hash(cells[0]) == config_hash(dict(reversed(list(cells[0].items()))))
 
 
+def test_a_zipped_sweep_moves_its_keys_together_and_may_set_method_options(tmp_path):
+    path = write_config(tmp_path)
+    _, raw = load_config(path, ["sweep.benchmark.num_rows+methods.naive.seed=[[100, 1], [200, 2]]"])
+    cells = [c for c in expand_cells(raw) if c["method"] == "naive"]
+    assert sorted((c["benchmark"]["num_rows"], c["method_options"]["seed"]) for c in cells) == [
+        (100, 1), (100, 1), (200, 2), (200, 2)]  # x 2 seeds of the config's grid, never (100, 2)
+    with pytest.raises(ConfigError, match="needs values of 2 entries"):
+        load_config(path, ["sweep.benchmark.num_rows+methods.naive.seed=[100, 200]"])
+
+
 def test_sweep_logs_runs_compares_reruns_and_resumes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_config(tmp_path)

@@ -22,10 +22,11 @@ from bayes_rca.model.assignment import baseline_family
 from bayes_rca.model.mechanisms import CensoredGaussian, Mechanism
 from bayes_rca.model.scm import CONSTANT_NOISE_CHOICES, INFERENCE_CHOICES, BayesianSCM
 
-MECHANISM_CHOICES = ("auto", "linear", "pass_through", "request_share", "censored")
+MECHANISM_CHOICES = ("auto", "linear", "pass_through", "extrapolating", "request_share", "censored")
 MISSING_CHOICES = ("impute", "latent")
 RANKING_CHOICES = ("it_score", "auto", "mean_deviation")
-_PRIOR_FAMILIES = {"pass_through": "pass_through_gaussian", "request_share": "request_share_gaussian"}
+_PRIOR_FAMILIES = {"pass_through": "pass_through_gaussian", "extrapolating": "extrapolating_gaussian",
+                   "request_share": "request_share_gaussian"}
 _ATTRIBUTE_OPTIONS = (frozenset(inspect.signature(attribute_outliers).parameters) | frozenset(OPTION_FIELDS)) - {
     "model", "target", "outliers", "feature_map", "device", "seed", "options", "shapley", "monte_carlo"}
 
@@ -46,11 +47,13 @@ class BayesRCA(RCAMethod):
     ----------
     inference : {"auto", "conjugate", "svi", "nuts"}
         Posterior inference of the mechanisms (see :class:`~bayes_rca.model.scm.BayesianSCM`).
-    mechanisms : {"auto", "linear", "pass_through", "request_share", "censored"}
+    mechanisms : {"auto", "linear", "pass_through", "extrapolating", "request_share", "censored"}
         ``"auto"`` assigns a family per node from the data; ``"linear"`` fits every node linear-Gaussian (Gaussian
         root nodes), a deliberately mis-specified model on nonlinear or heavy-tailed benchmarks;
         ``"pass_through"`` the same with a pass-through prior on the weights in data units
         (:class:`~bayes_rca.model.mechanisms.PassThroughGaussian`), for service metrics that add up along calls;
+        ``"extrapolating"`` the same within the parents' training range and pass-through with a widening noise
+        beyond it (:class:`~bayes_rca.model.mechanisms.extrapolating.ExtrapolatingGaussian`);
         ``"request_share"`` with weights that are shares of requests
         (:class:`~bayes_rca.model.mechanisms.RequestShareGaussian`, success rates); ``"censored"``
         fits every node linear-Gaussian clipped to ``bounds`` (:class:`~bayes_rca.model.mechanisms.CensoredGaussian`, a
@@ -107,6 +110,7 @@ class BayesRCA(RCAMethod):
         "bayes_rca_svi": {"inference": "svi"},
         "bayes_rca_nuts": {"inference": "nuts"},
         "bayes_rca_linear": {"mechanisms": "linear"},
+        "bayes_rca_pass_through": {"mechanisms": "pass_through"},
         "bayes_rca_censored": {"mechanisms": "censored", "inference": "svi"},
     }
     abstains: ClassVar[bool] = True

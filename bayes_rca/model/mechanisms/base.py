@@ -54,6 +54,9 @@ class Mechanism(ABC):
         Whether ``f`` is linear and ``N`` Gaussian, which enables the analytic counterfactual tail.
     linear_in_parents : bool
         Whether ``f`` is ``bias + weight . PA`` with a ``"weight"`` parameter ``(D, p)`` (standardised units).
+    extrapolates : bool
+        Whether the mechanism changes beyond its parents' training range (:meth:`Mechanism.bind_parent_range`,
+        :meth:`Mechanism.noise_multiplier`): only the games that know it may use it.
     invertible : bool
         Whether the noise is a function of the value and the parents (additive noise); otherwise the observed
         value only bounds the noise to an interval.
@@ -69,6 +72,7 @@ class Mechanism(ABC):
     linear_gaussian: ClassVar[bool] = False
     linear_in_parents: ClassVar[bool] = False
     invertible: ClassVar[bool] = True
+    extrapolates: ClassVar[bool] = False
     standardise_value: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -96,6 +100,18 @@ class Mechanism(ABC):
         knows it in standardised units.
         """
         return self
+
+    def bind_parent_range(self, low: torch.Tensor, high: torch.Tensor) -> Mechanism:
+        """The mechanism for a node whose parents spanned ``[low, high]`` (standardised) in the training rows.
+
+        Default: itself. A mechanism that extrapolates differently beyond the data returns a copy that knows them.
+        """
+        return self
+
+    def noise_multiplier(self, parents: torch.Tensor, params: Params) -> torch.Tensor | None:
+        """Factor ``(D, B)`` by which the noise's scale grows at parents ``(D, B, p)`` (standardised), so that
+        ``X = f(PA) + multiplier(PA) * N`` (a location-scale noise model); ``None``: 1 everywhere."""
+        return None
 
     def value_problem(self, values: torch.Tensor) -> tuple[int, str] | None:
         """The first of ``values`` (data units) this mechanism cannot produce and why (``"is not 0 or 1"``), or None."""
