@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 
 from bayes_rca.attribution.abduction import Players
-from bayes_rca.attribution.latent import abduct_sampled_noise
 from bayes_rca.attribution.extrapolation_game import ExtrapolationGame, extrapolates
+from bayes_rca.attribution.latent import abduct_sampled_noise
 from bayes_rca.attribution.linear_game import CappedGame, LinearGaussianGame
 from bayes_rca.attribution.monte_carlo_game import MonteCarloGame
 from bayes_rca.attribution.options import (
@@ -24,9 +24,17 @@ from bayes_rca.attribution.options import (
     resolve_options,
 )
 from bayes_rca.attribution.results import NOT_AN_OUTLIER_NATS, AttributionResult
-from bayes_rca.attribution.scale_mixture_game import ScaleMixtureGame, supports_scale_mixture_game
+from bayes_rca.attribution.scale_mixture_game import (
+    ScaleMixtureGame,
+    supports_scale_mixture_game,
+)
 from bayes_rca.attribution.scores import FeatureMap, get_feature_map
-from bayes_rca.attribution.shapley import CounterfactualGame, ShapleyEstimate, exact_shapley, permutation_shapley
+from bayes_rca.attribution.shapley import (
+    CounterfactualGame,
+    ShapleyEstimate,
+    exact_shapley,
+    permutation_shapley,
+)
 from bayes_rca.attribution.verification import verify_attribution
 from bayes_rca.data.checks import row_label, validate_outliers
 from bayes_rca.errors import BayesRCAError, BayesRCAWarning, DataError, check_choice
@@ -172,8 +180,8 @@ def choose_estimator(fitted: list[FittedNode], estimator: Estimator = "auto", ta
                     if not supports_scale_mixture_game([node])}
         raise BayesRCAError("the scale_mixture estimator needs players linear in their parents with Gaussian or "
                             f"Student-t noise; not so for {families}")
-    extrapolating = sorted(str(node.name) for node in fitted if node.mechanism.extrapolates)
-    if extrapolating and not use_analytic:
+    if extrapolates(fitted) and not use_analytic:
+        extrapolating = sorted(str(node.name) for node in fitted if node.mechanism.extrapolates)
         raise BayesRCAError(f"players {extrapolating} extrapolate beyond their parents' training range, which only "
                             "the analytic estimator models: every player linear-Gaussian within its range")
     if tail_df is not None and not use_analytic:
@@ -186,7 +194,7 @@ def build_game(players: Players, estimator: str, tau: FeatureMap, num_samples: i
     """The counterfactual game ``g(S)`` of abducted ``players`` for a chosen estimator (see
     :func:`choose_estimator`), capped at ``max_nats`` if given."""
     if estimator == "analytic":
-        game = (ExtrapolationGame if extrapolates(players) else LinearGaussianGame)(players, tau, tail_df)
+        game = (ExtrapolationGame if extrapolates(players.nodes) else LinearGaussianGame)(players, tau, tail_df)
     elif estimator == "scale_mixture":
         game = ScaleMixtureGame(players, tau, num_samples, generator)
     else:

@@ -21,16 +21,19 @@ tests compare it with brute-force Monte Carlo of the exact piecewise-linear syst
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 from bayes_rca.attribution.abduction import Players
 from bayes_rca.attribution.linear_game import LinearGaussianGame, _full_and_empty
 from bayes_rca.attribution.scores import FeatureMap
+from bayes_rca.model.node import FittedNode
 
 
-def extrapolates(players: Players) -> bool:
-    """Whether any player's mechanism changes beyond its parents' training range."""
-    return any(node.mechanism.extrapolates for node in players.nodes)
+def extrapolates(nodes: Iterable[FittedNode]) -> bool:
+    """Whether any node's mechanism changes beyond its parents' training range."""
+    return any(node.mechanism.extrapolates for node in nodes)
 
 
 class ExtrapolationGame(LinearGaussianGame):
@@ -48,27 +51,19 @@ class ExtrapolationGame(LinearGaussianGame):
         self.terms = []
         for node, parents in zip(players.nodes, self.parents):
             bias, weight = node.linear_coefficients()
-            scale = node.standardizer.scale
             sigma = torch.sqrt(node.params["noise_var"]).to(dtype)
+            far_mean = None
             if node.mechanism.extrapolates and parents:
-                far_mean, far_sd = node.mechanism.far_slopes(dtype)
+                far_mean = node.mechanism.far_slopes(dtype)[0]  # data units
                 far_mean = weight if far_mean is None else far_mean.to(device=device, dtype=dtype).expand_as(weight)
-                far_sd = far_sd.to(device=device, dtype=dtype)
-                std = node.standardizer
-                low, high = (bound.to(device=device, dtype=dtype) * std.parent_scale.to(device=device, dtype=dtype)
-                             + std.parent_loc.to(device=device, dtype=dtype)
-                             for bound in node.mechanism.parent_range())  # data units
-            else:
-                far_mean = far_sd = None
-                low = high = None
-            self.terms.append((bias, weight, scale, sigma, far_mean, far_sd, low, high))
+            self.terms.append((node, bias, weight, sigma, far_mean))
 
     def _centre(self, redrawn: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         """Per node: value, noise scale (data units) and slopes on its parents at each coalition's centre,
         ``(D, R, C)``, ``(D, R, C)`` and ``(D, R, C, p)``."""
         values, noise_scales, slopes = [], [], []
-        for k, (parents, (bias, weight, scale, sigma, far_mean, far_sd, low, high)) in enumerate(
-                zip(self.parents, self.terms)):
+        for k, (parents, (node, bias, weight, sigma, far_mean)) in enumerate(zip(self.parents, self.terms)):
+            scale = node.standardizer.scale
             location = bias[:, None, None]
             noise_scale = (scale * sigma)[:, None, None]
             slope = weight[:, None, None, :]
@@ -76,13 +71,12 @@ class ExtrapolationGame(LinearGaussianGame):
                 pa = torch.stack([values[p] for p in parents], -1)  # (D, R, C, p)
                 if far_mean is None:
                     location = location + torch.einsum("drcp,dp->drc", pa, weight)
-                else:
-                    clipped = torch.minimum(torch.maximum(pa, low), high)
-                    excess = pa - clipped
-                    location = (location + torch.einsum("drcp,dp->drc", clipped, weight)
-                                + torch.einsum("drcp,dp->drc", excess, far_mean))
-                    noise_scale = torch.sqrt(noise_scale**2 + (excess * far_sd).square().sum(-1))
-                    slope = torch.where(excess != 0, far_mean[:, None, None, :], slope)
+                else:  # the mechanism's own piecewise form, in standardised units
+                    standard = node.standardizer.parents(pa.flatten(1, 2))
+                    at, multiplier, beyond = node.mechanism.regime(standard, node.params)
+                    location = (at * scale + node.standardizer.loc).view(pa.shape[:-1])
+                    noise_scale = noise_scale * multiplier.view(pa.shape[:-1])
+                    slope = torch.where(beyond.view(pa.shape), far_mean[:, None, None, :], slope)
             kept = (~redrawn[:, k]).to(self.noise.dtype)  # (C,): the abducted noise where not redrawn
             values.append(location + noise_scale / sigma[:, None, None] * self.noise[..., k:k + 1] * kept)
             noise_scales.append(noise_scale.expand_as(values[-1]))
@@ -105,7 +99,7 @@ class ExtrapolationGame(LinearGaussianGame):
         nothing = torch.zeros(1, len(self.parents), dtype=torch.bool, device=self.noise.device)
         values, noise_scales, slopes = self._centre(nothing)
         effect = self._effects(values, slopes)
-        sigma = [term[3][:, None, None] for term in self.terms]
+        sigma = [term[3][:, None, None] for term in self.terms]  # noise sd per node, standardised
         return torch.stack([(effect[k] * noise_scales[k] / sigma[k])[..., 0] for k in range(len(values))],
                            -1) * self.noise
 

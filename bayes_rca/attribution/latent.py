@@ -25,6 +25,7 @@ from dataclasses import replace
 import torch
 
 from bayes_rca.attribution.abduction import Players, abduct_noise
+from bayes_rca.attribution.extrapolation_game import extrapolates
 from bayes_rca.data.checks import row_label
 from bayes_rca.errors import BayesRCAWarning
 from bayes_rca.model.node import FittedNode
@@ -59,13 +60,10 @@ def _linear_system(nodes: list[FittedNode]) -> tuple[torch.Tensor, torch.Tensor,
     return (total @ bias.unsqueeze(-1)).squeeze(-1), total * (scale * sigma).unsqueeze(1), sigma
 
 
-def conditional_noise(nodes: list[FittedNode], row: torch.Tensor, num_samples: int,
-                      generator: torch.Generator) -> torch.Tensor:
-    """Exact samples ``(D * num_samples, K)`` of the standardised noise given the finite entries of ``row (K,)``.
-
-    Every player must be linear-Gaussian. Entries of observed nodes whose parents are observed come out equal
-    to their residuals in every sample; the others vary with the missing values.
-    """
+def _conditional_standard(nodes: list[FittedNode], row: torch.Tensor, num_samples: int,
+                          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Exact samples ``(D, S, K)`` of the whitened noise given the finite entries of ``row (K,)`` (Matheron's rule),
+    with the linear system they live in: ``A c`` ``(D, K)``, ``H`` ``(D, K, K)`` and ``sigma`` ``(D, K)``."""
     mean, whitened, sigma = _linear_system(nodes)
     draws, size = sigma.shape
     observed = torch.isfinite(row)
@@ -75,8 +73,29 @@ def conditional_noise(nodes: list[FittedNode], row: torch.Tensor, num_samples: i
     gap = target - prior @ h_obs.transpose(-1, -2)  # (D, S, O)
     with one_thread():
         inverse = torch.linalg.pinv(h_obs)
-    posterior = prior + gap @ inverse.transpose(-1, -2)  # (D, S, K)
-    return (posterior * sigma.unsqueeze(1)).reshape(draws * num_samples, size)
+    return prior + gap @ inverse.transpose(-1, -2), mean, whitened, sigma
+
+
+def conditional_noise(nodes: list[FittedNode], row: torch.Tensor, num_samples: int,
+                      generator: torch.Generator) -> torch.Tensor:
+    """Exact samples ``(D * num_samples, K)`` of the standardised noise given the finite entries of ``row (K,)``.
+
+    Every player must be linear-Gaussian. Entries of observed nodes whose parents are observed come out equal
+    to their residuals in every sample; the others vary with the missing values.
+    """
+    posterior, _, _, sigma = _conditional_standard(nodes, row, num_samples, generator)
+    return (posterior * sigma.unsqueeze(1)).reshape(-1, sigma.shape[-1])
+
+
+def conditional_rows(nodes: list[FittedNode], row: torch.Tensor, num_samples: int,
+                     generator: torch.Generator) -> torch.Tensor:
+    """Rows ``(D * num_samples, K)`` completed by the normal-range linear system from the same exact samples as
+    :func:`conditional_noise`, the observed entries of ``row`` kept exactly: for players that extrapolate, whose
+    noise is then abducted from the completed rows (their missing values are inferred as if the row were in
+    range)."""
+    posterior, mean, whitened, _ = _conditional_standard(nodes, row, num_samples, generator)
+    values = mean.unsqueeze(1) + posterior @ whitened.transpose(-1, -2)  # (D, S, K)
+    return torch.where(torch.isfinite(row), row, values).reshape(-1, values.shape[-1])
 
 
 def _simulate(nodes: list[FittedNode], row: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,15 +151,6 @@ def sample_missing(nodes: list[FittedNode], row: torch.Tensor, num_samples: int,
     return completed.reshape(draws * num_samples, len(nodes)), effective
 
 
-def _completed_linear(nodes: list[FittedNode], row: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Rows ``(D, K)`` completed by the normal-range linear system from its noise ``(D, K)``, the observed entries
-    of ``row`` kept exactly: the missing values of players that extrapolate are inferred as if the row were in
-    range, and their noise is then abducted from the completed row."""
-    mean, loading, sigma = _linear_system(nodes)
-    values = mean + (loading @ (noise / sigma).unsqueeze(-1)).squeeze(-1)
-    return torch.where(torch.isfinite(row), row, values)
-
-
 def _warn_if_degenerate(effective: torch.Tensor, num_particles: int, label: object) -> None:
     median = float(effective.median())
     if median < MIN_EFFECTIVE_SHARE * num_particles:
@@ -179,9 +189,8 @@ def abduct_sampled_noise(nodes: list[FittedNode], values: torch.Tensor, num_samp
     for r in range(values.shape[0]):
         if bool(complete[r]):
             rows.append(next(direct))
-        elif linear and any(node.mechanism.extrapolates for node in nodes):
-            completed = _completed_linear(repeated, values[r], conditional_noise(nodes, values[r], num_samples,
-                                                                                 generator))
+        elif linear and extrapolates(nodes):
+            completed = conditional_rows(nodes, values[r], num_samples, generator)
             rows.append(abduct_noise(repeated, completed.unsqueeze(1), generator)[:, 0])
         elif linear:
             rows.append(conditional_noise(nodes, values[r], num_samples, generator))

@@ -18,8 +18,8 @@ import torch
 from bayes_rca.attribution.abduction import Players
 from bayes_rca.attribution.extrapolation_game import ExtrapolationGame, extrapolates
 from bayes_rca.attribution.latent import abduct_sampled_noise
-from bayes_rca.attribution.scores import get_feature_map
 from bayes_rca.attribution.linear_game import total_effects
+from bayes_rca.attribution.scores import get_feature_map
 from bayes_rca.errors import MechanismError
 from bayes_rca.graph.dag import blameable_nodes
 from bayes_rca.model.scm import BayesianSCM
@@ -70,7 +70,7 @@ def mean_deviation_shares(model: BayesianSCM, target: Hashable, row: pd.Series, 
     abducted: Players = abduct_sampled_noise(nodes, values, num_samples, generator)
     effect, intercept = total_effects(abducted)
     scale = torch.tensor([node.standardizer.scale for node in abducted.nodes], dtype=effect.dtype)
-    if extrapolates(abducted):  # the effects of the regime the row is in
+    if extrapolates(abducted.nodes):  # the effects of the regime the row is in
         shift = ExtrapolationGame(abducted, get_feature_map("zscore")).pushes()[:, 0]
     else:
         shift = (effect * scale) * abducted.noise[:, 0]  # (D, K)

@@ -1,9 +1,9 @@
 """Experiment configurations: YAML files validated against pydantic models, overrides, sweep grids.
 
 A config names the benchmark, the methods (each with its options), a sweep grid over any dotted key (or keys
-joined by ``+`` that move together), how to execute the cells and where to track them. The sections are pydantic v2 models (:class:`ExperimentConfig`;
-unknown keys forbidden, strict types); the ``benchmark`` section is validated against the options model of its
-family (:mod:`bayes_rca.harness.families`). A wrong key or type is a :class:`ConfigError` naming the file and
+joined by ``+`` that move together), how to execute the cells and where to track them. The sections are
+pydantic v2 models (:class:`ExperimentConfig`; unknown keys forbidden, strict types); the ``benchmark`` section
+is validated against the options model of its family (:mod:`bayes_rca.harness.families`). A wrong key or type is a :class:`ConfigError` naming the file and
 the key. Every cell of the grid resolves to a plain dict whose hash identifies it for resuming.
 """
 

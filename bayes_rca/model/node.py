@@ -29,8 +29,6 @@ class Standardizer:
     parent_scale: torch.Tensor
     loc: float
     scale: float
-    parent_low: torch.Tensor | None = None  # the parents' training range (data units), where fitted on data
-    parent_high: torch.Tensor | None = None
 
     @staticmethod
     def fit(parents: torch.Tensor, value: torch.Tensor, standardise_value: bool = True) -> Standardizer:
@@ -38,10 +36,9 @@ class Standardizer:
             return torch.where(std > 0, std, torch.ones_like(std))
 
         parent_scale = safe(parents.std(0)) if parents.shape[1] else parents.new_ones(0)
-        low, high = (parents.amin(0), parents.amax(0)) if parents.shape[0] else (None, None)
         if not standardise_value:
-            return Standardizer(parents.mean(0), parent_scale, 0.0, 1.0, low, high)
-        return Standardizer(parents.mean(0), parent_scale, float(value.mean()), float(safe(value.std())), low, high)
+            return Standardizer(parents.mean(0), parent_scale, 0.0, 1.0)
+        return Standardizer(parents.mean(0), parent_scale, float(value.mean()), float(safe(value.std())))
 
     def parents(self, parents: torch.Tensor) -> torch.Tensor:
         return (parents - self.parent_loc.to(parents)).div_(self.parent_scale.to(parents))
@@ -50,10 +47,7 @@ class Standardizer:
         return (value - self.loc) / self.scale
 
     def to(self, device: torch.device | str) -> Standardizer:
-        moved = {name: getattr(self, name).to(device) for name in ("parent_low", "parent_high")
-                 if getattr(self, name) is not None}
-        return replace(self, parent_loc=self.parent_loc.to(device), parent_scale=self.parent_scale.to(device),
-                       **moved)
+        return replace(self, parent_loc=self.parent_loc.to(device), parent_scale=self.parent_scale.to(device))
 
 
 @dataclass(frozen=True)

@@ -155,8 +155,7 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
         mechanism = bind_to_data(given, task.name, values, standardizer.loc, standardizer.scale)
         mechanism = mechanism.bind_parents(standardizer.parent_scale, standardizer.scale)
         if parents.shape[0] and parents.shape[1]:
-            low, high = standardizer.parents(standardizer.parent_low), standardizer.parents(standardizer.parent_high)
-            mechanism = mechanism.bind_parent_range(low, high)
+            mechanism = mechanism.bind_parent_range(parents_std.amin(0), parents_std.amax(0))
         posterior = fit(mechanism, _method_for(task.inference, mechanism, task.name))
     else:
         constant = bool(values.std() == 0)

@@ -84,19 +84,27 @@ class ExtrapolatingGaussian(PassThroughGaussian):
         mean = None if self.far_mean is None else torch.full_like(ratio, self.far_mean)
         return mean, torch.full_like(ratio, self.far_sd)
 
-    def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
-        if parents.shape[-1] == 0 or self.far_mean is None:
-            return super().location(parents, params)
+    def regime(self, parents: torch.Tensor, params: Params) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The location ``(D, B)``, the noise multiplier ``(D, B)`` and which parents are beyond their range
+        ``(D, B, p)``, at parents ``(D, B, p)`` (standardised): the one place the piecewise form is written."""
         clipped, excess = self._excess(parents)
-        far = self.far_mean * self._ratio.to(parents)  # standardised slope beyond the range
-        return super().location(clipped, params) + excess @ far
+        if self.far_mean is None:
+            location = super().location(parents, params)
+        else:  # the in-range line up to the boundary, the far slope (standardised) beyond it
+            location = super().location(clipped, params) + excess @ (self.far_mean * self._ratio.to(parents))
+        spread = (excess * (self.far_sd * self._ratio.to(parents))).square().sum(-1)
+        multiplier = torch.sqrt(1.0 + spread / params["noise_var"].unsqueeze(-1))
+        return location, multiplier, excess != 0
+
+    def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
+        if parents.shape[-1] == 0:
+            return super().location(parents, params)
+        return self.regime(parents, params)[0]
 
     def noise_multiplier(self, parents: torch.Tensor, params: Params) -> torch.Tensor | None:
         if parents.shape[-1] == 0:
             return None
-        _, excess = self._excess(parents)
-        spread = (excess * (self.far_sd * self._ratio.to(parents))).square().sum(-1)  # (D, B)
-        return torch.sqrt(1.0 + spread / params["noise_var"].unsqueeze(-1))
+        return self.regime(parents, params)[1]
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(weight_mean={self.weight_mean}, weight_sd={self.weight_sd}, "
