@@ -9,6 +9,7 @@ ancestors with Shapley contributions that come with credible intervals::
 """
 
 from bayes_rca.attribution.api import attribute_outliers
+from bayes_rca.attribution.node_scores import NodeAnomalyScores, anomaly_scores
 from bayes_rca.attribution.options import MonteCarloOptions, ShapleyOptions
 from bayes_rca.attribution.results import AttributionResult
 from bayes_rca.attribution.scores import MedianCDFQuantile, ZScore
@@ -34,7 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FAMILIES", "AttributionResult", "BayesRCAError", "BayesianSCM", "DataError", "GraphError", "InferenceOptions",
-    "Mechanism", "MechanismError", "MedianCDFQuantile", "MonteCarloOptions", "ShapleyOptions", "VerificationError", "ZScore", "ancestors_of",
-    "attribute_distribution_change",
+    "Mechanism", "MechanismError", "MedianCDFQuantile", "MonteCarloOptions", "NodeAnomalyScores", "ShapleyOptions",
+    "VerificationError", "ZScore", "ancestors_of", "anomaly_scores", "attribute_distribution_change",
     "attribute_outliers", "blameable_nodes", "causal_graph_from_dependencies", "validate_graph",
 ]

@@ -159,7 +159,8 @@ class FittedNode:
         return bias, weight
 
     def linear_gaussian(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For a linear-Gaussian node: intercept ``(D,)``, weights ``(D, p)`` in data units and noise sd ``(D,)``."""
+        """For a linear-Gaussian node: intercept ``(D,)`` and weights ``(D, p)`` in data units, and noise sd ``(D,)``
+        in the node's standardised units (times ``standardizer.scale`` for data units)."""
         if not self.mechanism.linear_gaussian:
             raise TypeError(f"node {self.name!r} has a {self.mechanism.name} mechanism, not a linear-Gaussian one")
         return (*self.linear_coefficients(), torch.sqrt(self.params["noise_var"]))
