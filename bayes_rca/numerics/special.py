@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 _TINY = 1e-300
@@ -17,6 +18,7 @@ _MAX_ITERATIONS = 300
 _LOG_HALF = -0.6931471805599453
 _NEWTON_STEPS = 8
 _SQRT_HALF = math.sqrt(0.5)
+_SCIPY_TAIL_FLOOR = 1e-280  # below this scipy's Student-t tail nears the subnormals: the log-space path instead
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -107,16 +109,36 @@ def log_betainc(a: torch.Tensor, b: torch.Tensor, log_x: torch.Tensor,
 
 
 def student_t_log_cdf(t: torch.Tensor, df: torch.Tensor) -> torch.Tensor:
-    """``log P(T <= t)`` for a standard Student-t variable with ``df`` degrees of freedom."""
+    """``log P(T <= t)`` for a standard Student-t variable with ``df`` degrees of freedom.
+
+    On the CPU in float64 without a gradient, scipy's ``stdtr`` gives the tail where it does not underflow (a
+    vectorised C routine, much faster than the continued fraction, which then fills in only the far elements);
+    otherwise, and on any other device, the log-space incomplete beta function.
+    """
     t, df = torch.broadcast_tensors(t, df)
+    if t.device.type == "cpu" and t.dtype == torch.float64 and not (t.requires_grad or df.requires_grad):
+        import scipy.special
+
+        tail = scipy.special.stdtr(df.numpy(), -t.abs().numpy())  # P(T >= |t|)
+        far = torch.from_numpy(~(tail > _SCIPY_TAIL_FLOOR))  # underflow (or NaN) there: the log-space path
+        with np.errstate(divide="ignore"):
+            log_tail = torch.from_numpy(np.log(tail))
+        if bool(far.any()):
+            log_tail[far] = _student_t_log_tail(t[far], df[far])
+        return torch.where(t < 0, log_tail, log1mexp(log_tail))
+    log_tail = _student_t_log_tail(t, df)
+    return torch.where(t < 0, log_tail, log1mexp(log_tail))
+
+
+def _student_t_log_tail(t: torch.Tensor, df: torch.Tensor) -> torch.Tensor:
+    """``log P(T >= |t|)`` by the log-space incomplete beta function (any device, any distance)."""
     # z = df / (df + t^2) and 1 - z = t^2 / (df + t^2), both in log space: t^2 would overflow beyond 1e154,
     # and 1 - z would cancel for t^2 << df.
     log_t2 = 2.0 * torch.log(t.abs())
     log_denominator = torch.logaddexp(torch.log(df), log_t2)
     log_z, log_one_minus_z = torch.log(df) - log_denominator, log_t2 - log_denominator
     # log(0.5 * I_z(df/2, 1/2)) is the lower tail for t < 0 and the upper tail for t > 0.
-    log_tail = _LOG_HALF + log_betainc(0.5 * df, torch.full_like(df, 0.5), log_z, log_one_minus_z)
-    return torch.where(t < 0, log_tail, log1mexp(log_tail))
+    return _LOG_HALF + log_betainc(0.5 * df, torch.full_like(df, 0.5), log_z, log_one_minus_z)
 
 
 def _log_ndtri_lower(log_p: torch.Tensor) -> torch.Tensor:

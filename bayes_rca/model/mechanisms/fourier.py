@@ -37,13 +37,21 @@ class FourierGaussian(Mechanism):
         self.frequencies = torch.randn(shape, generator=generator, dtype=torch.float64) / self.lengthscale
         self.phases = 2 * math.pi * torch.rand(self.num_features, generator=generator, dtype=torch.float64)
 
-    def features(self, parents: torch.Tensor) -> torch.Tensor:
-        """Random Fourier features ``(..., K)`` of standardised parents ``(..., p)``."""
+    def _cosines(self, parents: torch.Tensor) -> torch.Tensor:
+        """``cos(omega_k . x + u_k)`` ``(..., K)`` of standardised parents ``(..., p)``; in place where no gradient
+        flows (the counterfactual game's large batches: one buffer instead of three)."""
         if self.frequencies is None:
             raise RuntimeError("FourierGaussian.setup() must run before the mechanism is used")
         freq = self.frequencies.to(parents.device, parents.dtype)
         phases = self.phases.to(parents.device, parents.dtype)
-        return math.sqrt(2.0 / self.num_features) * torch.cos(parents @ freq + phases)
+        angle = parents @ freq
+        if angle.requires_grad:
+            return torch.cos(angle + phases)
+        return angle.add_(phases).cos_()
+
+    def features(self, parents: torch.Tensor) -> torch.Tensor:
+        """Random Fourier features ``(..., K)`` of standardised parents ``(..., p)``."""
+        return math.sqrt(2.0 / self.num_features) * self._cosines(parents)
 
     def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
         one = torch.ones((), dtype=dtype)
@@ -56,8 +64,8 @@ class FourierGaussian(Mechanism):
         }
 
     def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
-        coef = params["shrinkage"].unsqueeze(-1) * params["coef_raw"]
-        return _linear_location(parents, params) + torch.einsum("dbk,dk->db", self.features(parents), coef)
+        coef = math.sqrt(2.0 / self.num_features) * params["shrinkage"].unsqueeze(-1) * params["coef_raw"]  # (D, K)
+        return _linear_location(parents, params) + (self._cosines(parents) @ coef.unsqueeze(-1)).squeeze(-1)
 
     def noise(self, params: Params) -> GaussianNoise:
         return GaussianNoise(params["noise_scale"].unsqueeze(-1))
