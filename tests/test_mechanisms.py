@@ -158,6 +158,16 @@ def test_student_t_log_cdf_is_finite_where_scipy_underflows(df):
         assert ours(np.array([point]), df)[0] == pytest.approx(exact, rel=1e-10)
 
 
+@pytest.mark.parametrize("df", DFS)
+def test_student_t_log_cdf_paths_agree(df):
+    """The CPU path (scipy's ``stdtr`` where it does not underflow) and the device-agnostic continued fraction (taken
+    where a gradient flows, on other devices, and for the far tail) give one function."""
+    t = torch.tensor(GRID, dtype=torch.float64)
+    fast = student_t_log_cdf(t, torch.full_like(t, df))
+    general = student_t_log_cdf(t.clone().requires_grad_(), torch.full_like(t, df)).detach()
+    np.testing.assert_allclose(fast.numpy(), general.numpy(), rtol=1e-11, atol=1e-300)
+
+
 def test_student_t_log_cdf_upper_tail_and_symmetry():
     t = np.linspace(-40, 40, 161)
     for df in (2.5, 7.0, 50.0):
