@@ -58,13 +58,12 @@ class NodeAnomalyScores:
 def node_log_tail(node: FittedNode, value: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
     """``log min(1, 2 min(P(X <= x | pa), P(X >= x | pa)))`` per posterior draw: ``(D, R)`` for ``value (R,)``
     and ``parents (R, p)`` in data units."""
-    batch = parents.unsqueeze(0).expand(node.num_draws, *parents.shape)
-    location = node.location(batch)
-    observed = value.unsqueeze(0).expand_as(location)
-    at_most, at_least = node.noise_at_most(location, observed), node.noise_at_least(location, observed)
-    multiplier = node.noise_multiplier(batch)
-    if multiplier is not None:  # X = location + scale * multiplier * N
-        at_most, at_least = at_most / multiplier, at_least / multiplier
+    if node.mechanism.invertible:  # the noise itself (in a widened noise's own units beyond the range)
+        at_most = at_least = node.abduct(value, parents)
+    else:  # the value bounds the noise to an interval
+        location = node.location(parents.unsqueeze(0).expand(node.num_draws, *parents.shape))
+        observed = value.unsqueeze(0).expand_as(location)
+        at_most, at_least = node.noise_at_most(location, observed), node.noise_at_least(location, observed)
     noise = node.noise()
     smaller = torch.minimum(noise.log_cdf(at_most), noise.log_sf(at_least))
     return (smaller + math.log(2.0)).clamp_max(0.0)
@@ -107,8 +106,7 @@ def anomaly_scores(model: BayesianSCM, outliers: pd.DataFrame | pd.Series,
     >>> scores.mean().idxmax(axis=1).tolist()  # the node that is anomalous given its causes
     ['api']
     """
-    if not model.nodes_:
-        raise RuntimeError("the model is not fitted yet; call model.fit(data) first")
+    model._check_fitted()
     order = list(model.graph) if nodes is None else list(nodes)
     unknown = [node for node in order if node not in model.graph]
     if unknown:

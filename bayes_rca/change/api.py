@@ -76,8 +76,7 @@ def verify_change(contributions: np.ndarray, total: np.ndarray, nodes: list[Hash
 
 def _warn_if_coupled(old_model: BayesianSCM, new_model: BayesianSCM) -> None:
     """Warn where both models were fitted with one seed: draw ``d`` of both then comes from the same random numbers,
-    so the pairs are not independent and the intervals of the change come out too narrow (a mean's difference of
-    two posteriors with sd 0.02 each had sd 0.0003)."""
+    so the pairs are not independent and the intervals of the change come out too narrow."""
     def drawn(model: BayesianSCM) -> bool:  # posterior draws that differ (not one point repeated)
         return any(bool((value != value[:1]).any()) for node in model.nodes_.values() for value in node.params.values())
 

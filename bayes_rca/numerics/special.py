@@ -125,8 +125,8 @@ def student_t_log_cdf(t: torch.Tensor, df: torch.Tensor) -> torch.Tensor:
             log_tail = torch.from_numpy(np.log(tail))
         if bool(far.any()):
             log_tail[far] = _student_t_log_tail(t[far], df[far])
-        return torch.where(t < 0, log_tail, log1mexp(log_tail))
-    log_tail = _student_t_log_tail(t, df)
+    else:
+        log_tail = _student_t_log_tail(t, df)
     return torch.where(t < 0, log_tail, log1mexp(log_tail))
 
 
