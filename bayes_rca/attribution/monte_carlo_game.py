@@ -193,6 +193,8 @@ class MonteCarloGame:
                         if location.requires_grad else None)
             if gradient is None:
                 gradient = torch.zeros_like(zero)
+        # a kink at the point of zero noise (sqrt|x| at 0) has no finite gradient: no line along that noise
+        gradient = torch.nan_to_num(gradient, nan=0.0, posinf=0.0, neginf=0.0)
         whitened = torch.where(gaussian, sd * gradient[:, 0, 0, :], torch.zeros_like(sd))  # sigma_j g_j
         norm = whitened.norm(dim=-1, keepdim=True)  # (D, 1)
         has_line = norm > 1e-12

@@ -15,6 +15,10 @@ MAX_ELBO_PROGRESS = 0.01
 """Largest acceptable share of the SVI loss's whole fall that happens in the last tenth of the steps ..."""
 MAX_ELBO_PROGRESS_Z = 2.0
 """... unless that fall is within this many standard errors of the steps' noise."""
+MAX_GRID_EDGE_MASS = 0.01
+"""Largest acceptable posterior mass on the outermost cells of a shrinkage-grid fit (the box cut the posterior)."""
+MAX_GRID_CELL_MASS = 0.2
+"""Largest acceptable posterior mass of one cell of a shrinkage-grid fit (the grid too coarse for the posterior)."""
 
 
 def max_rhat(params: dict[str, torch.Tensor], num_chains: int) -> float:
@@ -50,7 +54,8 @@ def convergence_problems(diagnostics: Mapping[str, float]) -> list[str]:
     diagnostics : mapping
         :attr:`PosteriorFit.diagnostics`: ``divergences`` and ``max_rhat`` (NUTS; Laplace-proposal MH
         with ``draws_per_chain``), ``final_elbo``,
-        ``elbo_progress`` and ``elbo_progress_z`` (SVI); conjugate fits have none.
+        ``elbo_progress`` and ``elbo_progress_z`` (SVI), ``grid_edge_mass`` and ``grid_cell_mass`` (shrinkage
+        grid); conjugate fits have none.
     """
     problems = []
     divergences = diagnostics.get("divergences", 0.0)
@@ -67,4 +72,11 @@ def convergence_problems(diagnostics: Mapping[str, float]) -> list[str]:
             problems.append(f"SVI unconverged: final ELBO {elbo:.4g}, and the loss still fell by {progress:.1%} of "
                             f"its whole fall in the last tenth of the steps ({z:.1f} noise standard errors; at most "
                             f"{MAX_ELBO_PROGRESS:.0%} or {MAX_ELBO_PROGRESS_Z:g} expected)")
+    edge, cell = diagnostics.get("grid_edge_mass", 0.0), diagnostics.get("grid_cell_mass", 0.0)
+    if not edge <= MAX_GRID_EDGE_MASS:
+        problems.append(f"{edge:.1%} of the shrinkage grid's posterior mass on its edge (at most "
+                        f"{MAX_GRID_EDGE_MASS:.0%} expected)")
+    if not cell <= MAX_GRID_CELL_MASS:
+        problems.append(f"{cell:.1%} of the shrinkage grid's posterior mass in one cell (at most "
+                        f"{MAX_GRID_CELL_MASS:.0%} expected)")
     return problems

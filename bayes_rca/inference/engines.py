@@ -1,4 +1,5 @@
-"""Posterior inference for one node's mechanism: exact conjugate draws, Metropolis-Hastings from a Laplace fit, SVI (autoguide) or NUTS.
+"""Posterior inference for one node's mechanism: exact conjugate draws, Metropolis-Hastings from a Laplace fit,
+draws on a grid of a shrinkage regression's two scales, SVI (autoguide) or NUTS.
 
 All of them take the same Pyro model (:meth:`Mechanism.model`) and return posterior draws of its parameters as a
 dict of tensors with a leading ``chains * draws`` dimension, plus diagnostics.
@@ -21,9 +22,10 @@ from bayes_rca.errors import MechanismError
 from bayes_rca.inference.conjugate import sample_conjugate
 from bayes_rca.inference.diagnostics import max_rhat
 from bayes_rca.inference.laplace_mh import MH_CHAINS, sample_student_t
+from bayes_rca.inference.shrinkage_grid import sample_shrinkage_regression
 from bayes_rca.model.mechanisms.base import Mechanism, Params
 
-Method = Literal["conjugate", "laplace_mh", "svi", "nuts"]
+Method = Literal["conjugate", "laplace_mh", "shrinkage_grid", "svi", "nuts"]
 
 
 @dataclass
@@ -111,10 +113,11 @@ def fit_posterior(mechanism: Mechanism, parents: torch.Tensor, value: torch.Tens
 
     Parameters
     ----------
-    method : {"conjugate", "laplace_mh", "svi", "nuts"}
+    method : {"conjugate", "laplace_mh", "shrinkage_grid", "svi", "nuts"}
         ``"conjugate"`` is exact and needs a conjugate family; ``"laplace_mh"`` is independence
         Metropolis-Hastings from a Laplace fit, for the linear Student-t families
-        (:mod:`bayes_rca.inference.laplace_mh`).
+        (:mod:`bayes_rca.inference.laplace_mh`); ``"shrinkage_grid"`` is exact given the two scales of a
+        shrinkage regression, which it integrates on a grid (:mod:`bayes_rca.inference.shrinkage_grid`).
     num_draws : int
         Total draws (all chains together); must be divisible by ``num_chains``.
     """
@@ -130,8 +133,16 @@ def fit_posterior(mechanism: Mechanism, parents: torch.Tensor, value: torch.Tens
             raise MechanismError(f"{mechanism!r} has no Laplace-proposal sampler; use 'svi' or 'nuts'")
         params, diagnostics = sample_student_t(parents, value, num_draws, max(num_chains, MH_CHAINS))
         return PosteriorFit(params, "laplace_mh", num_chains, diagnostics)
+    if method == "shrinkage_grid":
+        if not mechanism.shrinkage_grid:
+            raise MechanismError(f"{mechanism!r} is not a shrinkage regression; use 'svi' or 'nuts'")
+        design, shrunk = mechanism.shrinkage_design(parents)
+        draws, diagnostics = sample_shrinkage_regression(design, shrunk, value, num_draws)
+        return PosteriorFit(mechanism.shrinkage_params(draws, parents.shape[-1]), "shrinkage_grid", num_chains,
+                            diagnostics)
     if method == "svi":
         return fit_svi(mechanism, parents, value, num_draws, options)
     if method == "nuts":
         return fit_nuts(mechanism, parents, value, num_draws, num_chains, options)
-    raise MechanismError(f"unknown inference method {method!r}; use 'conjugate', 'laplace_mh', 'svi' or 'nuts'")
+    raise MechanismError(f"unknown inference method {method!r}; use 'conjugate', 'laplace_mh', 'shrinkage_grid', "
+                         "'svi' or 'nuts'")

@@ -72,7 +72,9 @@ class _NodeReport:
 
 def _method_for(inference: str, mechanism: Mechanism, node: Hashable) -> str:
     if inference == "auto":
-        return "conjugate" if mechanism.conjugate else "laplace_mh" if mechanism.laplace_mh else "svi"
+        if mechanism.conjugate:
+            return "conjugate"
+        return "laplace_mh" if mechanism.laplace_mh else "shrinkage_grid" if mechanism.shrinkage_grid else "svi"
     if inference == "conjugate" and not mechanism.conjugate:
         raise MechanismError(f"node {node!r}: the {mechanism.name} mechanism has no conjugate posterior; "
                              "use inference='auto', 'svi' or 'nuts'")
@@ -231,7 +233,8 @@ class BayesianSCM:
         :class:`~bayes_rca.model.mechanisms.Mechanism` instance. Other nodes are assigned automatically.
     inference : {"auto", "conjugate", "svi", "nuts"}
         ``"auto"``: exact conjugate draws where the family allows, Metropolis-Hastings from a Laplace fit
-        for the linear Student-t families, SVI otherwise. ``"nuts"`` is the most
+        for the linear Student-t families, draws exact given two scales integrated on a grid for
+        ``fourier_gaussian`` (:mod:`bayes_rca.inference.shrinkage_grid`), SVI otherwise. ``"nuts"`` is the most
         accurate, ``"svi"`` the fastest approximate method.
     num_draws : int
         Posterior draws per node (all chains together).

@@ -50,6 +50,10 @@ class Mechanism(ABC):
     laplace_mh : bool
         Whether the Laplace-proposal Metropolis-Hastings sampler of the linear Student-t families applies
         (:mod:`bayes_rca.inference.laplace_mh`).
+    shrinkage_grid : bool
+        Whether the family is a Gaussian regression with one shrunk block of coefficients whose posterior is
+        drawn on a grid of its two scales (:mod:`bayes_rca.inference.shrinkage_grid`; the mechanism provides
+        ``shrinkage_design`` and ``shrinkage_params``).
     linear_gaussian : bool
         Whether ``f`` is linear and ``N`` Gaussian, which enables the analytic counterfactual tail.
     linear_in_parents : bool
@@ -69,6 +73,7 @@ class Mechanism(ABC):
     accepts_roots: ClassVar[bool] = True
     conjugate: ClassVar[bool] = False
     laplace_mh: ClassVar[bool] = False
+    shrinkage_grid: ClassVar[bool] = False
     linear_gaussian: ClassVar[bool] = False
     linear_in_parents: ClassVar[bool] = False
     invertible: ClassVar[bool] = True

@@ -20,11 +20,14 @@ class FourierGaussian(Mechanism):
     ``phi_k(x) = sqrt(2 / K) cos(omega_k . x + u_k)`` are random Fourier features of an RBF kernel with the
     given lengthscale (on standardised parents), fixed at :meth:`setup`. The feature coefficients have a
     global shrinkage scale, ``c_k = tau * z_k``, ``z_k ~ Normal(0, 1)``, ``tau ~ HalfNormal(1)`` (non-centred),
-    so that a node that is close to linear shrinks towards the linear model.
+    so that a node that is close to linear shrinks towards the linear model. Given ``tau`` and the noise scale the
+    model is linear-Gaussian in ``(b, w, z)``, so its posterior is drawn exactly on a grid of the two scales
+    (:mod:`bayes_rca.inference.shrinkage_grid`, ``inference="auto"``) rather than by SVI.
     """
 
     name: ClassVar[str] = "fourier_gaussian"
     accepts_roots: ClassVar[bool] = False
+    shrinkage_grid: ClassVar[bool] = True
 
     def __init__(self, num_features: int = 48, lengthscale: float = 0.6) -> None:
         self.num_features, self.lengthscale = num_features, lengthscale
@@ -52,6 +55,21 @@ class FourierGaussian(Mechanism):
     def features(self, parents: torch.Tensor) -> torch.Tensor:
         """Random Fourier features ``(..., K)`` of standardised parents ``(..., p)``."""
         return math.sqrt(2.0 / self.num_features) * self._cosines(parents)
+
+    def shrinkage_design(self, parents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The regression's columns ``[1, PA, phi(PA)] (n, 1 + p + K)`` and which of them ``tau`` multiplies."""
+        ones = torch.ones(*parents.shape[:-1], 1, dtype=parents.dtype, device=parents.device)
+        design = torch.cat([ones, parents, self.features(parents)], -1)
+        shrunk = torch.zeros(design.shape[-1], dtype=torch.bool, device=parents.device)
+        shrunk[1 + parents.shape[-1]:] = True
+        return design, shrunk
+
+    def shrinkage_params(self, draws: Params, num_parents: int) -> Params:
+        """This family's parameters from the grid sampler's draws (coefficients in the order of the design)."""
+        coefficients = draws["coefficients"]
+        return {"bias": coefficients[:, 0], "weight": coefficients[:, 1:1 + num_parents],
+                "shrinkage": draws["shrinkage"], "coef_raw": coefficients[:, 1 + num_parents:],
+                "noise_scale": draws["noise_scale"]}
 
     def prior(self, num_parents: int, dtype: torch.dtype) -> Params:
         one = torch.ones((), dtype=dtype)
