@@ -4,9 +4,9 @@ The system of ``bench_attribution.py`` (64-node random DAG, a target with 16 anc
 injected at 1-3 ancestors), with every noise ``StudentT(3)`` instead of ``Normal(0, 1)``. Each method runs in its
 own child process (so that its peak RSS is its own), one after the other in the same run:
 
-- bayes_rca: automatic assignment (Metropolis-Hastings from a Laplace fit for the Student-t families), ``--draws`` posterior draws, the
-  scale-mixture game (exact given the mixing variables) with ``--samples`` mixing samples and
-  ``--permutations`` permutations around its exact control variate;
+- bayes_rca: automatic assignment (Metropolis-Hastings from a Laplace fit for the Student-t families),
+  ``--draws`` posterior draws, the scale-mixture game (exact given the mixing variables) with ``--samples``
+  mixing samples and ``--permutations`` permutations around its exact control variate;
 - DoWhy 0.14: ``auto.assign_causal_mechanisms`` (quality GOOD), ``fit``, ``attribute_anomalies`` (point
   estimate);
 - the truth: the attribution at the true parameters (one draw, ``--truth-samples`` mixing samples,
@@ -114,21 +114,23 @@ def run_dowhy(args: argparse.Namespace) -> dict[str, Any]:
 RUNNERS = {"bayes_rca": run_bayes_rca, "truth": run_truth, "dowhy": run_dowhy}
 
 
-def _child(name: str, argv: list[str]) -> dict[str, Any]:
+def _child(script: str, name: str, argv: list[str]) -> dict[str, Any]:
+    """Run ``script``'s runner ``name`` in a child process (its own peak RSS) and return its JSON result."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         path = handle.name
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    subprocess.run([sys.executable, __file__, *argv, "--only", name, "--json", path], check=True, env=env)
+    subprocess.run([sys.executable, script, *argv, "--only", name, "--json", path], check=True, env=env)
     return json.loads(Path(path).read_text())
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+def report_table(results: list[dict[str, Any]], args: argparse.Namespace, title: str,
+                 required_ratio: float) -> dict[str, Any]:
+    """Print the table of ``results`` (bayes_rca, truth, optionally DoWhy) and the ratio against its target."""
     by_name = {r["method"]: r for r in results}
     ours = by_name["bayes_rca"]
     ours_total = ours["fit_s"] + ours["attribute_s"]
     truth_top = top_nodes(by_name["truth"]["contributions"], 1)[0]
-    table = Table(title=f"Student-t({args.df:g}) bench system: 64 nodes, 17 players, {args.rows} rows; bayes_rca "
-                        f"{args.draws} draws, {args.samples} mixing samples, {args.permutations} permutations")
+    table = Table(title=title)
     for column in ("method", "fit s", "attribute s", "total s", "total ÷ bayes_rca", "max MC SE (nats)",
                    "peak RSS MiB", "top cause", "= truth"):
         table.add_column(column, justify="left" if column in ("method", "top cause") else "right")
@@ -149,7 +151,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         dowhy = by_name["DoWhy point estimate"]
         ratio = (dowhy["fit_s"] + dowhy["attribute_s"]) / ours_total
         console.print(f"DoWhy fit + point estimate over bayes_rca fit + attribution with intervals: {ratio:.2f}x "
-                      f"(target >= 2)")
+                      f"(target >= {required_ratio:g})")
     summary = {"results": results, "args": {k: str(v) for k, v in vars(args).items()}}
     print(json.dumps(summary))
     return summary
@@ -173,22 +175,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+def run_bench(script: str, argv: list[str], args: argparse.Namespace, runners: dict[str, Any], title: str,
+              required_ratio: float) -> None:
+    """A bench's main: one runner (``--only``, in a child) or all of them in children, then the table."""
     if args.only:
-        result = RUNNERS[args.only](args)
-        args.json.write_text(json.dumps(result, default=float))
+        args.json.write_text(json.dumps(runners[args.only](args), default=float))
         return
     passthrough = [a for a in argv if a != "--skip-dowhy"]
     if "--json" in passthrough:
         at = passthrough.index("--json")
         del passthrough[at:at + 2]
     names = ["bayes_rca", "truth"] + ([] if args.skip_dowhy else ["dowhy"])
-    results = [_child(name, passthrough) for name in names]
-    summary = report(results, args)
+    results = [_child(script, name, passthrough) for name in names]
+    summary = report_table(results, args, title, required_ratio)
     if args.json:
         args.json.write_text(json.dumps(summary, default=float))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    title = (f"Student-t({args.df:g}) bench system: 64 nodes, 17 players, {args.rows} rows; bayes_rca "
+             f"{args.draws} draws, {args.samples} mixing samples, {args.permutations} permutations")
+    run_bench(__file__, argv, args, RUNNERS, title, required_ratio=2.0)
 
 
 if __name__ == "__main__":
