@@ -43,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_attribution import Benchmark, build_system, peak_rss_mib, time_dowhy  # noqa: E402
-from bench_student_t import _contributions, run_bench  # noqa: E402
+from bench_student_t import _contributions, bench_parser, run_bench  # noqa: E402
 
 from bayes_rca.graph.dag import parents_of, topological_order  # noqa: E402
 from bayes_rca.inference import PosteriorFit  # noqa: E402
@@ -207,18 +207,8 @@ RUNNERS = {"bayes_rca": run_bayes_rca, "truth": run_truth, "dowhy": run_dowhy}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", type=int, default=2000)
+    parser = bench_parser(__doc__.splitlines()[0], RUNNERS, 500, 10, 32000, 100)
     parser.add_argument("--assignment", choices=["fourier", "auto"], default="fourier")
-    parser.add_argument("--draws", type=int, default=100)
-    parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--permutations", type=int, default=10)
-    parser.add_argument("--truth-samples", type=int, default=32000)
-    parser.add_argument("--truth-permutations", type=int, default=100)
-    parser.add_argument("--skip-dowhy", action="store_true")
-    parser.add_argument("--only", choices=list(RUNNERS), help=argparse.SUPPRESS)
-    parser.add_argument("--json", type=Path)
     return parser.parse_args(argv)
 
 

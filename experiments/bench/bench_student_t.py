@@ -157,21 +157,28 @@ def report_table(results: list[dict[str, Any]], args: argparse.Namespace, title:
     return summary
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_parser(description: str, runners: dict[str, Any], samples: int, permutations: int, truth_samples: int,
+                 truth_permutations: int) -> argparse.ArgumentParser:
+    """The arguments every bench of this kind takes (seed, rows, draws, sample sizes, DoWhy, child protocol)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--df", type=float, default=3.0)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--draws", type=int, default=100)
-    parser.add_argument("--samples", type=int, default=1024)
-    parser.add_argument("--permutations", type=int, default=100)
-    parser.add_argument("--truth-samples", type=int, default=16384)
-    parser.add_argument("--truth-permutations", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=samples)
+    parser.add_argument("--permutations", type=int, default=permutations)
+    parser.add_argument("--truth-samples", type=int, default=truth_samples)
+    parser.add_argument("--truth-permutations", type=int, default=truth_permutations)
+    parser.add_argument("--skip-dowhy", action="store_true")
+    parser.add_argument("--only", choices=list(runners), help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = bench_parser(__doc__.splitlines()[0], RUNNERS, 1024, 100, 16384, 1000)
+    parser.add_argument("--df", type=float, default=3.0)
     parser.add_argument("--brute-force", action="store_true")
     parser.add_argument("--brute-samples", type=int, default=20000)
-    parser.add_argument("--skip-dowhy", action="store_true")
-    parser.add_argument("--only", choices=list(RUNNERS), help=argparse.SUPPRESS)
-    parser.add_argument("--json", type=Path)
     return parser.parse_args(argv)
 
 
