@@ -153,3 +153,19 @@ def test_a_grid_that_cuts_the_posterior_is_not_converged() -> None:
     assert convergence_problems({"grid_edge_mass": 0.3, "grid_cell_mass": 0.01})
     assert convergence_problems({"grid_edge_mass": 0.0, "grid_cell_mass": 0.5})
     assert not convergence_problems({"grid_edge_mass": 1e-4, "grid_cell_mass": 0.01})
+
+
+def test_a_nearly_exact_function_is_flagged_with_advice_for_the_grid() -> None:
+    """``y = sin(x)`` without noise: the noise sd's posterior runs into the grid's lower edge; the fit is flagged
+    (not silently trusted) and the warning says what to do for a grid fit, not SVI's advice."""
+    import networkx as nx
+
+    from bayes_rca.errors import BayesRCAWarning
+
+    x = np.random.default_rng(0).normal(size=300)
+    data = pd.DataFrame({"x": x, "y": np.sin(x)})
+    with pytest.warns(BayesRCAWarning, match="nearly exact function of its parents") as caught:
+        model = BayesianSCM(nx.DiGraph([("x", "y")]), mechanisms={"y": "fourier_gaussian"}, num_draws=20,
+                            progress=False).fit(data)
+    assert not model.converged_
+    assert not any("svi_steps" in str(w.message) for w in caught if "'y'" in str(w.message))

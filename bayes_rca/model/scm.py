@@ -214,10 +214,13 @@ def _check_converged(report: _NodeReport) -> bool:
     """Whether a node's fit converged; if not, warn with the diagnostics' figures."""
     problems = convergence_problems(report.diagnostics)
     if problems:
+        advice = ("the node may be a nearly exact function of its parents (its noise sd below the grid's 1e-6 "
+                  "standardised units); fit it with inference='nuts' or another family" if report.method ==
+                  "shrinkage_grid" else "give the fit more steps (InferenceOptions.svi_steps, warmup_steps) or more "
+                  "chains")
         warnings.warn(f"node {report.node!r} ({report.family}, {report.method}) may not have converged: "
                       f"{'; '.join(problems)}. Its contributions are unreliable (fit_report_.converged is False); "
-                      "give the fit more steps (InferenceOptions.svi_steps, warmup_steps) or more chains",
-                      BayesRCAWarning, stacklevel=3)
+                      f"{advice}", BayesRCAWarning, stacklevel=3)
     return not problems
 
 
