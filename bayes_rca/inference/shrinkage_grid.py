@@ -31,6 +31,8 @@ FINE_PASSES = 2
 """Fine passes, each over the box where the one before has mass (the first spans a few coarse cells, the second
 a few posterior sds)."""
 _LOG_BOX = ((-12.0, 4.0), (-14.0, 3.0))  # (log tau, log sigma) of the coarse pass, standardised units
+MIN_NOISE_SD = math.exp(_LOG_BOX[1][0])
+"""Smallest noise sd (standardised units) the grid can hold: a node closer to an exact function is flagged."""
 _KEEP_NATS = 30.0  # the fine box spans the coarse points within this many nats of the best, plus one coarse cell
 
 

@@ -27,6 +27,7 @@ from bayes_rca.errors import BayesRCAWarning, MechanismError, check_choice
 from bayes_rca.graph.dag import check_node, parents_of, topological_order, validate_graph
 from bayes_rca.inference import InferenceOptions, PosteriorFit, fit_posterior
 from bayes_rca.inference.diagnostics import convergence_problems
+from bayes_rca.inference.shrinkage_grid import MIN_NOISE_SD
 from bayes_rca.model.assignment import (
     Candidate,
     baseline_family,
@@ -214,10 +215,10 @@ def _check_converged(report: _NodeReport) -> bool:
     """Whether a node's fit converged; if not, warn with the diagnostics' figures."""
     problems = convergence_problems(report.diagnostics)
     if problems:
-        advice = ("the node may be a nearly exact function of its parents (its noise sd below the grid's 1e-6 "
-                  "standardised units); fit it with inference='nuts' or another family" if report.method ==
-                  "shrinkage_grid" else "give the fit more steps (InferenceOptions.svi_steps, warmup_steps) or more "
-                  "chains")
+        advice = (f"the node may be a nearly exact function of its parents (its noise sd below the grid's "
+                  f"{MIN_NOISE_SD:.1g} standardised units); fit it with inference='nuts' or another family"
+                  if report.method == "shrinkage_grid" else
+                  "give the fit more steps (InferenceOptions.svi_steps, warmup_steps) or more chains")
         warnings.warn(f"node {report.node!r} ({report.family}, {report.method}) may not have converged: "
                       f"{'; '.join(problems)}. Its contributions are unreliable (fit_report_.converged is False); "
                       f"{advice}", BayesRCAWarning, stacklevel=3)

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-import warnings
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,8 +40,8 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_attribution import Benchmark, build_system, peak_rss_mib, time_dowhy  # noqa: E402
-from bench_student_t import _contributions, bench_parser, run_bench  # noqa: E402
+from bench_attribution import Benchmark, build_system  # noqa: E402
+from bench_student_t import bayes_rca_result, bench_parser, dowhy_result, run_bench, truth_result  # noqa: E402
 
 from bayes_rca.graph.dag import parents_of, topological_order  # noqa: E402
 from bayes_rca.inference import PosteriorFit  # noqa: E402
@@ -159,48 +157,20 @@ def nonlinear_bench(seed: int, rows: int) -> Benchmark:
 
 
 def run_bayes_rca(args: argparse.Namespace) -> dict[str, Any]:
-    import bayes_rca
-
     bench = nonlinear_bench(args.seed, args.rows)
-    mechanisms = ({n: "fourier_gaussian" for n in bench.system.graph if parents_of(bench.system.graph, n)}
-                  if args.assignment == "fourier" else None)
-    start = time.perf_counter()
-    model = bayes_rca.BayesianSCM(bench.system.graph, mechanisms=mechanisms, num_draws=args.draws, seed=args.seed,
-                                  progress=False).fit(bench.train)
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    result = bayes_rca.attribute_outliers(model, bench.target, bench.outlier, num_samples=args.samples,
-                                          num_permutations=args.permutations, seed=args.seed)
-    attribute_s = time.perf_counter() - start
-    index = [result.nodes.index(p) for p in result.players]
-    return {"method": "bayes_rca", "fit_s": fit_s, "attribute_s": attribute_s, "peak_rss_mib": peak_rss_mib(),
-            "contributions": _contributions(result, bench.players),
-            "max_mcse": float(result.standard_errors[..., index].max()),
-            "families": model.fit_report_["family"].value_counts().to_dict(),
-            "methods": model.fit_report_["method"].value_counts().to_dict(),
-            "converged": bool(model.converged_), "settings": {k: str(v) for k, v in result.settings.items()}}
+    graph = bench.system.graph
+    mechanisms = ({n: "fourier_gaussian" for n in graph if parents_of(graph, n)} if args.assignment == "fourier"
+                  else None)
+    return bayes_rca_result(bench, args, mechanisms)
 
 
 def run_truth(args: argparse.Namespace) -> dict[str, Any]:
-    import bayes_rca
-
     bench = nonlinear_bench(args.seed, args.rows)
-    start = time.perf_counter()
-    result = bayes_rca.attribute_outliers(bench.system.oracle_model(), bench.target, bench.outlier,
-                                          num_samples=args.truth_samples, num_permutations=args.truth_permutations,
-                                          seed=args.seed + 1)
-    index = [result.nodes.index(p) for p in result.players]
-    return {"method": "truth", "fit_s": 0.0, "attribute_s": time.perf_counter() - start,
-            "peak_rss_mib": peak_rss_mib(), "contributions": _contributions(result, bench.players),
-            "max_mcse": float(result.standard_errors[..., index].max()), "injected": bench.injected}
+    return truth_result(bench.system.oracle_model(), bench, args)
 
 
 def run_dowhy(args: argparse.Namespace) -> dict[str, Any]:
-    warnings.filterwarnings("ignore")
-    result = time_dowhy(nonlinear_bench(args.seed, args.rows), args.seed, 0)[0]
-    return {"method": "DoWhy point estimate", "fit_s": result.timing.fit_s, "attribute_s": result.timing.attribute_s,
-            "peak_rss_mib": result.timing.peak_rss_mib,
-            "contributions": {str(k): v for k, v in result.contributions.items()}}
+    return dowhy_result(nonlinear_bench(args.seed, args.rows), args.seed)
 
 
 RUNNERS = {"bayes_rca": run_bayes_rca, "truth": run_truth, "dowhy": run_dowhy}

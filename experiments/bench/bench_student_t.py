@@ -56,27 +56,55 @@ def _contributions(result, players) -> dict[str, float]:
     return {str(p): float(summary.loc[p, "mean"]) for p in players}
 
 
-def run_bayes_rca(args: argparse.Namespace) -> dict[str, Any]:
+def _max_mcse(result) -> float:
+    """The largest Monte Carlo standard error of any player's contribution in any draw."""
+    return float(result.standard_errors[..., [result.nodes.index(p) for p in result.players]].max())
+
+
+def bayes_rca_result(bench, args: argparse.Namespace, mechanisms: dict | None = None) -> dict[str, Any]:
+    """Fit ``BayesianSCM`` (``mechanisms`` overriding the automatic assignment) and attribute the outlier, timed."""
     import bayes_rca
 
-    bench = student_t_bench(args.seed, args.df, args.rows)
     start = time.perf_counter()
-    model = bayes_rca.BayesianSCM(bench.system.graph, num_draws=args.draws, seed=args.seed,
+    model = bayes_rca.BayesianSCM(bench.system.graph, mechanisms=mechanisms, num_draws=args.draws, seed=args.seed,
                                   progress=False).fit(bench.train)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     result = bayes_rca.attribute_outliers(model, bench.target, bench.outlier, num_samples=args.samples,
                                           num_permutations=args.permutations, seed=args.seed)
     attribute_s = time.perf_counter() - start
-    index = [result.nodes.index(p) for p in result.players]
     summary = result.summary().loc[result.outliers[0]]
     return {"method": "bayes_rca", "fit_s": fit_s, "attribute_s": attribute_s, "peak_rss_mib": peak_rss_mib(),
-            "contributions": _contributions(result, bench.players),
-            "max_mcse": float(result.standard_errors[..., index].max()),
+            "contributions": _contributions(result, bench.players), "max_mcse": _max_mcse(result),
             "p_top_cause": {str(p): float(summary.loc[p, "p_top_cause"]) for p in bench.players},
             "families": model.fit_report_["family"].value_counts().to_dict(),
             "methods": model.fit_report_["method"].value_counts().to_dict(),
             "converged": bool(model.converged_), "settings": {k: str(v) for k, v in result.settings.items()}}
+
+
+def truth_result(oracle, bench, args: argparse.Namespace) -> dict[str, Any]:
+    """The attribution of the outlier by ``oracle`` (the true parameters), timed."""
+    import bayes_rca
+
+    start = time.perf_counter()
+    result = bayes_rca.attribute_outliers(oracle, bench.target, bench.outlier, num_samples=args.truth_samples,
+                                          num_permutations=args.truth_permutations, seed=args.seed + 1)
+    return {"method": "truth", "fit_s": 0.0, "attribute_s": time.perf_counter() - start,
+            "peak_rss_mib": peak_rss_mib(), "contributions": _contributions(result, bench.players),
+            "max_mcse": _max_mcse(result), "injected": bench.injected}
+
+
+def dowhy_result(bench, seed: int) -> dict[str, Any]:
+    """DoWhy's automatic assignment, fit and point estimate of the outlier, timed."""
+    warnings.filterwarnings("ignore")
+    result = time_dowhy(bench, seed, 0)[0]
+    return {"method": "DoWhy point estimate", "fit_s": result.timing.fit_s, "attribute_s": result.timing.attribute_s,
+            "peak_rss_mib": result.timing.peak_rss_mib,
+            "contributions": {str(k): v for k, v in result.contributions.items()}}
+
+
+def run_bayes_rca(args: argparse.Namespace) -> dict[str, Any]:
+    return bayes_rca_result(student_t_bench(args.seed, args.df, args.rows), args)
 
 
 def run_truth(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,31 +112,19 @@ def run_truth(args: argparse.Namespace) -> dict[str, Any]:
 
     bench = student_t_bench(args.seed, args.df, args.rows)
     oracle = bench.system.oracle_model()
-    start = time.perf_counter()
-    result = bayes_rca.attribute_outliers(oracle, bench.target, bench.outlier, num_samples=args.truth_samples,
-                                          num_permutations=args.truth_permutations, seed=args.seed + 1)
-    index = [result.nodes.index(p) for p in result.players]
-    out = {"method": "truth", "fit_s": 0.0, "attribute_s": time.perf_counter() - start,
-           "peak_rss_mib": peak_rss_mib(), "contributions": _contributions(result, bench.players),
-           "max_mcse": float(result.standard_errors[..., index].max()), "injected": bench.injected}
+    out = truth_result(oracle, bench, args)
     if args.brute_force:
         start = time.perf_counter()
         brute = bayes_rca.attribute_outliers(oracle, bench.target, bench.outlier, estimator="monte_carlo",
                                              num_samples=args.brute_samples, num_permutations=100,
                                              seed=args.seed + 2)
-        out["brute_force"] = {"contributions": _contributions(brute, bench.players),
-                              "max_mcse": float(brute.standard_errors[..., index].max()),
+        out["brute_force"] = {"contributions": _contributions(brute, bench.players), "max_mcse": _max_mcse(brute),
                               "seconds": time.perf_counter() - start}
     return out
 
 
 def run_dowhy(args: argparse.Namespace) -> dict[str, Any]:
-    warnings.filterwarnings("ignore")
-    bench = student_t_bench(args.seed, args.df, args.rows)
-    result = time_dowhy(bench, args.seed, 0)[0]
-    return {"method": "DoWhy point estimate", "fit_s": result.timing.fit_s, "attribute_s": result.timing.attribute_s,
-            "peak_rss_mib": result.timing.peak_rss_mib,
-            "contributions": {str(k): v for k, v in result.contributions.items()}}
+    return dowhy_result(student_t_bench(args.seed, args.df, args.rows), args.seed)
 
 
 RUNNERS = {"bayes_rca": run_bayes_rca, "truth": run_truth, "dowhy": run_dowhy}
