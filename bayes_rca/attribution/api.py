@@ -184,8 +184,11 @@ def choose_estimator(fitted: list[FittedNode], estimator: Estimator = "auto", ta
         extrapolating = sorted(str(node.name) for node in fitted if node.mechanism.extrapolates)
         raise BayesRCAError(f"players {extrapolating} extrapolate beyond their parents' training range, which only "
                             "the analytic estimator models: every player linear-Gaussian within its range")
-    if tail_df is not None and not use_analytic:
-        raise BayesRCAError("tail_df (the robust game) needs the analytic estimator: every player linear-Gaussian")
+    if tail_df is not None and estimator == "scale_mixture":
+        raise BayesRCAError("tail_df (the robust game) is computed by the analytic or the monte_carlo estimator, "
+                            "not by scale_mixture")
+    if tail_df is not None and not use_analytic:  # the robust game of other players: the general Monte Carlo game
+        return "monte_carlo"
     return "analytic" if use_analytic else "scale_mixture" if scale_mixture else "monte_carlo"
 
 
@@ -198,7 +201,7 @@ def build_game(players: Players, estimator: str, tau: FeatureMap, num_samples: i
     elif estimator == "scale_mixture":
         game = ScaleMixtureGame(players, tau, num_samples, generator)
     else:
-        game = MonteCarloGame(players, tau, num_samples, generator)
+        game = MonteCarloGame(players, tau, num_samples, generator, tail_df=tail_df)
     return game if max_nats is None else CappedGame(game, max_nats)
 
 

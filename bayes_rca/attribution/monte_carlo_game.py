@@ -15,7 +15,7 @@ import torch
 from bayes_rca.attribution.abduction import Players
 from bayes_rca.attribution.linear_game import NUM_BATCHES, _full_and_empty
 from bayes_rca.attribution.scores import FeatureMap, MedianCDFQuantile, MixtureMarginal, ZScore, noise_log_outside
-from bayes_rca.model.noise import GaussianNoise, noise_log_interval, per_draw, sample_noise
+from bayes_rca.model.noise import GaussianNoise, _chi2_sample, noise_log_interval, per_draw, sample_noise
 from bayes_rca.numerics.special import normal_log_interval
 
 _MAX_ELEMENTS = 1 << 24  # per chunked tensor of the Monte Carlo game: draws x coalitions x samples
@@ -65,6 +65,10 @@ class MonteCarloGame:
         Source of every random number (on the players' device).
     proposal_threshold : float
         Abducted noises beyond this many standard deviations are also drawn near their observed value.
+    tail_df : float, optional
+        The robust game (as in :class:`~bayes_rca.attribution.linear_game.LinearGaussianGame`): a coalition's
+        redrawn noise, the target's own included, is multiplied by ``sqrt(lambda)``, one factor per sample,
+        ``lambda ~ InvGamma(tail_df / 2, tail_df / 2)``; the thresholds stay those of the marginal without it.
 
     Notes
     -----
@@ -82,6 +86,12 @@ class MonteCarloGame:
     gradient at zero noise). A coalition's weight ``p_S / q_S`` uses the proposal's marginal on the coalition's
     noises, in closed form for both components.
 
+    With ``tail_df`` the factor ``lambda`` is drawn from the defensive mixture of its prior and a log-uniform
+    law on ``[1, lambda_max]`` (alternate samples), ``lambda_max`` four times the square of the largest abducted
+    noise in its sds, so that the large factors through which a far outlier is reached are sampled; its weight
+    ``p(lambda) / q(lambda)`` multiplies every coalition's (the proposal of the noise itself is unchanged: it
+    proposes the noise before it is scaled).
+
     The standard error of ``g(S)`` comes from per-batch linearised values: each batch's relative deviation of the
     coalition's estimate plus the change of the estimate when the thresholds move by that batch's first-order
     share of their own error (:meth:`_threshold_shifts`, :meth:`_threshold_terms`). The IT score is ``g(all)``
@@ -89,10 +99,11 @@ class MonteCarloGame:
     """
 
     def __init__(self, players: Players, feature_map: FeatureMap, num_samples: int, generator: torch.Generator,
-                 num_batches: int = NUM_BATCHES, proposal_threshold: float = 2.0) -> None:
+                 num_batches: int = NUM_BATCHES, proposal_threshold: float = 2.0,
+                 tail_df: float | None = None) -> None:
         if players.values.shape[0] != 1:
             raise ValueError("MonteCarloGame takes one outlier row at a time")
-        self.players, self.num_batches = players, num_batches
+        self.players, self.num_batches, self.tail_df = players, num_batches, tail_df
         self.num_samples = max(num_batches, num_samples // num_batches * num_batches)
         self.parent_index = players.parent_index
         noises = [node.noise() for node in players.nodes]
@@ -103,6 +114,7 @@ class MonteCarloGame:
         sd = torch.stack([torch.sqrt(noise.variance.squeeze(-1)) for noise in noises], -1)  # (D, K)
         self._line(noises, sd)
         self._proposal(noises, sd, generator, proposal_threshold)
+        self._common_scale(sd, generator)
         # the target's marginal from the same draws (all noise redrawn): the feature map and the IT score
         everyone = torch.ones(1, len(noises), dtype=torch.bool, device=self.fresh.device)
         marginal = MixtureMarginal(self._target_location(self.fresh.unsqueeze(1))[:, 0], self.target,
@@ -255,6 +267,11 @@ class MonteCarloGame:
                  * 2.0 - 1.0) * half
         on_line = torch.rand(base.shape[:2] + (1,), generator=generator, dtype=base.dtype, device=base.device) < 0.5
         self.fresh = torch.where(on_line, base + shift * self.line_direction.unsqueeze(1), node_sample)
+        # the robust game: samples 1, 2 (mod 4), half of each component of its factor, draw the noise from p
+        index = torch.arange(samples, device=base.device)
+        self.plain = None if self.tail_df is None else ((index % 4 == 1) | (index % 4 == 2))
+        if self.plain is not None:
+            self.fresh = torch.where(self.plain.view(1, -1, 1), base, self.fresh)
         self.log_p = torch.stack([noise.log_prob(self.fresh[..., k]) for k, noise in enumerate(noises)], -1)
         log_smear = torch.stack([
             torch.stack([noise_log_interval(noise, self.fresh[..., k] - r[..., k], self.fresh[..., k] + r[..., k])
@@ -262,6 +279,51 @@ class MonteCarloGame:
             for r in ranges]).logsumexp(0) - math.log(len(ranges))
         log_q_node = torch.logaddexp(self.log_p, log_smear) - math.log(2.0)
         self.log_q_node = torch.where(unusual, log_q_node, self.log_p)
+
+    def _common_scale(self, sd: torch.Tensor, generator: torch.Generator) -> None:
+        """The robust game's factor per sample: ``sqrt(lambda) (D, S)``, ``log p(lambda) - log q(lambda)``, and
+        which samples propose the noise from ``p`` itself (``self.plain``).
+
+        Even samples draw ``lambda`` from its prior ``InvGamma(a, a)``, ``a = tail_df / 2``; odd ones draw
+        ``u = log lambda`` uniform on ``[0, U]`` or, beyond ``U``, exponential with rate ``a / 2`` (a tail
+        heavier than the prior's, so that the weight stays bounded however large the factor a coalition with
+        a small share of the variance needs), ``U`` the log of four times the square of the largest abducted
+        noise in its sds. The weight is the balance heuristic of both, at most 2. Given a large factor the
+        event is reached by ordinary noise, so every other sample draws the noise from ``p`` rather than from
+        the tail proposal (their weights: the defensive mixture of both). Without ``tail_df`` the factor is 1.
+        """
+        draws, samples, _ = self.fresh.shape
+        dtype, device = self.fresh.dtype, self.fresh.device
+        if self.tail_df is None:
+            self.noise_factor = torch.ones(draws, samples, dtype=dtype, device=device)
+            self.log_scale_weight = torch.zeros(draws, samples, dtype=dtype, device=device)
+            self.scaled_fresh = self.fresh
+            return
+        a = 0.5 * self.tail_df
+        rate = 0.5 * a
+        furthest = (self.abducted.abs() / sd).amax(-1)  # (D,)
+        top = torch.log((2.0 * furthest) ** 2).clamp_min(math.log(4.0)).unsqueeze(-1)  # U (D, 1)
+        tail_share = 1.0 / (1.0 + rate * top)  # mass of the exponential tail in the proposal
+        prior = _chi2_sample(torch.full((draws, samples), self.tail_df, dtype=dtype, device=device), generator)
+        from_prior = math.log(self.tail_df) - torch.log(prior)  # lambda = tail_df / chi2(tail_df)
+        coin = torch.rand(draws, samples, generator=generator, dtype=dtype, device=device)
+        uniform = torch.rand(draws, samples, generator=generator, dtype=dtype, device=device) * top
+        beyond = top - torch.log(torch.rand(draws, samples, generator=generator, dtype=dtype, device=device)) / rate
+        stretched = torch.where(coin < tail_share, beyond, uniform)
+        index = torch.arange(samples, device=device)
+        log_lambda = torch.where((index % 2 == 0).unsqueeze(0), from_prior, stretched)
+        log_prior = a * math.log(a) - math.lgamma(a) - a * log_lambda - a * torch.exp(-log_lambda)  # of u
+        log_flat = torch.log(rate * tail_share)  # the proposal's density of u on [0, U] (D, 1)
+        log_stretched = torch.where(log_lambda < 0, -math.inf,
+                                    log_flat - rate * (log_lambda - top).clamp_min(0.0))
+        self.log_scale_weight = log_prior - (torch.logaddexp(log_prior, log_stretched) - math.log(2.0))
+        self.noise_factor = torch.exp(0.5 * log_lambda)
+        self.scaled_fresh = self.fresh * self.noise_factor.unsqueeze(-1)
+
+    def _target_log_outside(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """``log P(sqrt(lambda) N_t <= low or >= high)`` of the redrawn target noise, ``(D, C, S)`` bounds."""
+        factor = self.noise_factor.unsqueeze(1)
+        return noise_log_outside(self.target_noise, low / factor, high / factor)
 
     def _log_weight(self, masks: torch.Tensor) -> torch.Tensor:
         """``log p_S(n_S) - log q_S(n_S)`` for ``masks (C, K)``: ``(D, C, S)``, the target's own noise excluded.
@@ -289,6 +351,8 @@ class MonteCarloGame:
         log_ratio = torch.where(flat, torch.zeros_like(log_integral), log_integral - torch.log(2.0 * half))
         log_ratio = torch.logsumexp(log_ratio, -1) - math.log(_LINE_RANGES)
         log_q = torch.logaddexp(log_q_node, log_p + log_ratio) - math.log(2.0)
+        if self.tail_df is not None:  # the defensive mixture with p itself: q' = (p + q) / 2
+            log_q = torch.logaddexp(log_p, log_q) - math.log(2.0)
         return log_p - log_q
 
     def _target_location(self, noise: torch.Tensor) -> torch.Tensor:
@@ -311,17 +375,17 @@ class MonteCarloGame:
         """``g(S)`` for ``masks (C, K)``: the estimate ``(D, 1, C)`` and per-batch estimates ``(B, D, 1, C)``."""
         draws, samples, _ = self.fresh.shape
         chosen = masks.unsqueeze(0).unsqueeze(2)  # (1, C, 1, K)
-        noise = torch.where(chosen, self.fresh.unsqueeze(1), self.abducted[:, None, None, :])  # (D, C, S, K)
+        noise = torch.where(chosen, self.scaled_fresh.unsqueeze(1), self.abducted[:, None, None, :])  # (D, C, S, K)
         location = self._target_location(noise)  # (D, C, S)
         lo, hi = self.lo[:, :, None], self.hi[:, :, None]  # (D, 1, 1)
         z_lo = self.target.noise_at_most(location, lo.expand_as(location))
         z_hi = self.target.noise_at_least(location, hi.expand_as(location))
-        integrated = noise_log_outside(self.target_noise, z_lo, z_hi)
+        integrated = self._target_log_outside(z_lo, z_hi)
         target_value = self.target.value_at(location, self.abducted[:, None, None, -1])
         hit = (target_value <= lo) | (target_value >= hi)
         indicator = torch.zeros_like(location).masked_fill(~hit, -math.inf)
         redrawn = masks[None, :, None, -1]
-        log_weight = self._log_weight(masks)
+        log_weight = self._log_weight(masks) + self.log_scale_weight.unsqueeze(1)
         log_terms = torch.where(redrawn, integrated, indicator) + log_weight
         batched = log_terms.reshape(draws, masks.shape[0], self.num_batches, -1)
         per_batch = samples // self.num_batches
@@ -363,7 +427,7 @@ class MonteCarloGame:
                 else:
                     hi = hi + step * error
                     low, high = z_lo, self.target.noise_at_least(location, hi.expand_as(location))
-                integrated = noise_log_outside(self.target_noise, low, high)
+                integrated = self._target_log_outside(low, high)
                 inside = (target_value > lo) & (target_value < hi)
                 indicator = torch.zeros_like(location).masked_fill(inside, -math.inf)
                 log_terms = torch.where(redrawn, integrated, indicator) + log_weight

@@ -71,7 +71,8 @@ def bayes_rca_result(bench, args: argparse.Namespace, mechanisms: dict | None = 
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     result = bayes_rca.attribute_outliers(model, bench.target, bench.outlier, num_samples=args.samples,
-                                          num_permutations=args.permutations, seed=args.seed)
+                                          num_permutations=args.permutations, seed=args.seed,
+                                          tail_df=args.tail_df)
     attribute_s = time.perf_counter() - start
     summary = result.summary().loc[result.outliers[0]]
     return {"method": "bayes_rca", "fit_s": fit_s, "attribute_s": attribute_s, "peak_rss_mib": peak_rss_mib(),
@@ -88,7 +89,8 @@ def truth_result(oracle, bench, args: argparse.Namespace) -> dict[str, Any]:
 
     start = time.perf_counter()
     result = bayes_rca.attribute_outliers(oracle, bench.target, bench.outlier, num_samples=args.truth_samples,
-                                          num_permutations=args.truth_permutations, seed=args.seed + 1)
+                                          num_permutations=args.truth_permutations, seed=args.seed + 1,
+                                          tail_df=args.tail_df)
     return {"method": "truth", "fit_s": 0.0, "attribute_s": time.perf_counter() - start,
             "peak_rss_mib": peak_rss_mib(), "contributions": _contributions(result, bench.players),
             "max_mcse": _max_mcse(result), "injected": bench.injected}
@@ -184,6 +186,8 @@ def bench_parser(description: str, runners: dict[str, Any], samples: int, permut
     parser.add_argument("--permutations", type=int, default=permutations)
     parser.add_argument("--truth-samples", type=int, default=truth_samples)
     parser.add_argument("--truth-permutations", type=int, default=truth_permutations)
+    parser.add_argument("--tail-df", type=float, default=None,
+                        help="the robust game for bayes_rca and the truth (DoWhy has none)")
     parser.add_argument("--skip-dowhy", action="store_true")
     parser.add_argument("--only", choices=list(runners), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path)
