@@ -180,10 +180,12 @@ def choose_estimator(fitted: list[FittedNode], estimator: Estimator = "auto", ta
                     if not supports_scale_mixture_game([node])}
         raise BayesRCAError("the scale_mixture estimator needs players linear in their parents with Gaussian or "
                             f"Student-t noise; not so for {families}")
-    if extrapolates(fitted) and not use_analytic:
-        extrapolating = sorted(str(node.name) for node in fitted if node.mechanism.extrapolates)
-        raise BayesRCAError(f"players {extrapolating} extrapolate beyond their parents' training range, which only "
-                            "the analytic estimator models: every player linear-Gaussian within its range")
+    if extrapolates(fitted) and scale_mixture:  # extrapolating players: the analytic or the Monte Carlo game
+        scale_mixture = False
+        if estimator == "scale_mixture":
+            extrapolating = sorted(str(node.name) for node in fitted if node.mechanism.extrapolates)
+            raise BayesRCAError(f"players {extrapolating} extrapolate beyond their parents' training range, which "
+                                "the scale_mixture estimator does not model (the analytic and monte_carlo ones do)")
     if tail_df is not None and estimator == "scale_mixture":
         raise BayesRCAError("tail_df (the robust game) is computed by the analytic or the monte_carlo estimator, "
                             "not by scale_mixture")

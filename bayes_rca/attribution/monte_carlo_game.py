@@ -13,9 +13,11 @@ import math
 import torch
 
 from bayes_rca.attribution.abduction import Players
+from bayes_rca.attribution.common_scale import sample_common_scale
 from bayes_rca.attribution.linear_game import NUM_BATCHES, _full_and_empty
-from bayes_rca.attribution.scores import FeatureMap, MedianCDFQuantile, MixtureMarginal, ZScore, noise_log_outside
-from bayes_rca.model.noise import GaussianNoise, _chi2_sample, noise_log_interval, per_draw, sample_noise
+from bayes_rca.attribution.monte_carlo_thresholds import ThresholdError
+from bayes_rca.attribution.scores import FeatureMap, MixtureMarginal, noise_log_outside
+from bayes_rca.model.noise import GaussianNoise, noise_log_interval, sample_noise
 from bayes_rca.numerics.special import normal_log_interval
 
 _MAX_ELEMENTS = 1 << 24  # per chunked tensor of the Monte Carlo game: draws x coalitions x samples
@@ -50,7 +52,7 @@ def _linearised(estimate: torch.Tensor, log_batch_estimates: torch.Tensor, hit: 
     return value, value.unsqueeze(-1) - deviation
 
 
-class MonteCarloGame:
+class MonteCarloGame(ThresholdError):
     """Monte Carlo counterfactual game for any players (one outlier row at a time).
 
     Parameters
@@ -86,16 +88,19 @@ class MonteCarloGame:
     gradient at zero noise). A coalition's weight ``p_S / q_S`` uses the proposal's marginal on the coalition's
     noises, in closed form for both components.
 
-    With ``tail_df`` the factor ``lambda`` is drawn from the defensive mixture of its prior and a log-uniform
-    law on ``[1, lambda_max]`` (alternate samples), ``lambda_max`` four times the square of the largest abducted
-    noise in its sds, so that the large factors through which a far outlier is reached are sampled; its weight
-    ``p(lambda) / q(lambda)`` multiplies every coalition's (the proposal of the noise itself is unchanged: it
-    proposes the noise before it is scaled).
+    With ``tail_df`` the factor ``lambda`` is importance-sampled
+    (:func:`~bayes_rca.attribution.common_scale.sample_common_scale`), so that the large factors through which a
+    far outlier is reached are drawn; its weight multiplies every coalition's. Given a large factor the event is
+    reached by ordinary noise, so half the samples then draw the noise from ``p`` itself (the noise proposal is
+    the defensive mixture ``(p + q) / 2``).
 
     The standard error of ``g(S)`` comes from per-batch linearised values: each batch's relative deviation of the
     coalition's estimate plus the change of the estimate when the thresholds move by that batch's first-order
-    share of their own error (:meth:`_threshold_shifts`, :meth:`_threshold_terms`). The IT score is ``g(all)``
-    from the same estimator, so the Shapley values still sum to it.
+    share of their own error (:class:`~bayes_rca.attribution.monte_carlo_thresholds.ThresholdError`). The IT
+    score is ``g(all)`` from the same estimator, so the Shapley values still sum to it.
+
+    A player whose noise scale depends on its parents (an extrapolating family, ``noise_multiplier``) is
+    simulated as ``X = f(PA) + multiplier(PA) * scale * N``; the target's multiplier divides its noise bounds.
     """
 
     def __init__(self, players: Players, feature_map: FeatureMap, num_samples: int, generator: torch.Generator,
@@ -117,72 +122,14 @@ class MonteCarloGame:
         self._common_scale(sd, generator)
         # the target's marginal from the same draws (all noise redrawn): the feature map and the IT score
         everyone = torch.ones(1, len(noises), dtype=torch.bool, device=self.fresh.device)
-        marginal = MixtureMarginal(self._target_location(self.fresh.unsqueeze(1))[:, 0], self.target,
-                                   self._log_weight(everyone)[:, 0])
+        location, multiplier = self._simulate(self.fresh.unsqueeze(1))
+        marginal = MixtureMarginal(location[:, 0], self.target, self._log_weight(everyone)[:, 0],
+                                   None if multiplier is None else multiplier[:, 0])
         observed = self.observed.expand(self.abducted.shape[0], -1)
         self.lo, self.hi = feature_map.thresholds(marginal, observed)
         self.threshold_shifts = self._threshold_shifts(feature_map, marginal, observed)  # (2, D, B)
         self.score = None
         self.score = self(everyone)[0][:, 0, 0].unsqueeze(-1)  # (D, 1): g(all), from the same estimator
-
-    def _batch_ratios(self, log_terms: torch.Tensor) -> torch.Tensor:
-        """``p_b / p_hat - 1 (..., B)`` of the batches of per-sample log terms ``(..., S)``."""
-        per_batch = log_terms.shape[-1] // self.num_batches
-        log_batches = torch.logsumexp(log_terms.unflatten(-1, (self.num_batches, per_batch)), -1)
-        log_all = torch.logsumexp(log_batches, -1, keepdim=True) - math.log(self.num_batches)
-        return torch.exp(log_batches - log_all) - 1.0
-
-    def _threshold_shifts(self, feature_map: FeatureMap, marginal: MixtureMarginal,
-                          observed: torch.Tensor) -> torch.Tensor:
-        """Each batch's first-order share of the thresholds' error: ``(delta lo, delta hi)``, ``(2, D, B)``.
-
-        The thresholds are functions of the marginal, estimated from the same samples. For the median-CDF
-        quantile map the threshold on the observed value's side is exact; the mirrored one solves
-        ``F(lo) = S(x)`` (or ``S(hi) = F(x)``), so that ``delta lo = (d log S(x) - d log F(lo)) / (log F)'(lo)``
-        with ``d log`` the batch's relative deviation; for the z-score the mirrored threshold is ``2 mean - x``
-        and moves by twice the batch's deviation of the (self-normalised) mean. Any other feature map: the
-        thresholds of each batch's own marginal minus the pooled ones. The spread over batches divided by
-        ``sqrt(B)`` is the thresholds' standard error, correlated with the coalitions' sampling error as the
-        samples are.
-        """
-        loc, log_weight, node, noise = marginal.loc, marginal.log_weight, self.target, self.target_noise
-        zero = torch.zeros(2, *loc.shape[:1], self.num_batches, dtype=loc.dtype, device=loc.device)
-
-        def log_terms(value: torch.Tensor, upper: bool) -> torch.Tensor:  # (D, S) at value (D, 1)
-            if upper:
-                return per_draw(noise.log_sf, node.noise_at_least(loc, value.expand_as(loc))) + log_weight
-            return per_draw(noise.log_cdf, node.noise_at_most(loc, value.expand_as(loc))) + log_weight
-
-        def slope(value: torch.Tensor, upper: bool) -> torch.Tensor:  # |d log tail / dy| at value, (D, 1)
-            step = 1e-4 * marginal.std.unsqueeze(-1)
-            tail = marginal.log_sf if upper else marginal.log_cdf
-            return ((tail(value + step) - tail(value - step)) / (2.0 * step)).abs()
-
-        def safe(shift: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
-            ok = torch.isfinite(rate) & (rate > 0)
-            shift = shift / torch.where(ok, rate, torch.ones_like(rate))
-            return torch.where(ok & torch.isfinite(shift), shift, torch.zeros_like(shift))
-
-        if isinstance(feature_map, MedianCDFQuantile):
-            lower = marginal.log_cdf(observed) <= marginal.log_sf(observed)  # (D, 1): x in the lower tail
-            # upper-tail x: lo mirrored with F(lo) = S(x); lower-tail x: hi mirrored with S(hi) = F(x)
-            lo_shift = safe(self._batch_ratios(log_terms(observed, True))
-                            - self._batch_ratios(log_terms(self.lo, False)), slope(self.lo, False))
-            hi_shift = -safe(self._batch_ratios(log_terms(observed, False))
-                             - self._batch_ratios(log_terms(self.hi, True)), slope(self.hi, True))
-            return torch.stack([torch.where(lower, 0.0, lo_shift), torch.where(lower, hi_shift, 0.0)])
-        if isinstance(feature_map, ZScore):
-            weights = torch.softmax(log_weight, -1)
-            centred = (weights * (loc - marginal.mean.unsqueeze(-1))).unflatten(-1, (self.num_batches, -1))
-            shift = 2.0 * self.num_batches * centred.sum(-1)  # (D, B): the mirrored threshold is 2 mean - x
-            above = observed >= marginal.mean.unsqueeze(-1)
-            return torch.stack([torch.where(above, shift, 0.0), torch.where(above, 0.0, shift)])
-        shifts = []
-        for part in zip(loc.chunk(self.num_batches, -1), log_weight.chunk(self.num_batches, -1)):
-            lo, hi = feature_map.thresholds(MixtureMarginal(part[0], node, part[1]), observed)
-            shifts.append(torch.stack([lo - self.lo, hi - self.hi])[..., 0])
-        shifts = torch.stack(shifts, -1)
-        return torch.where(torch.isfinite(shifts), shifts, zero)
 
     def _line(self, noises: list, sd: torch.Tensor) -> None:
         """Direction ``v (D, K)`` and half-lengths ``L (D, M)`` of the line component of the proposal.
@@ -199,7 +146,7 @@ class MonteCarloGame:
         with torch.enable_grad():
             zero = torch.zeros(draws, 1, 1, players, dtype=self.abducted.dtype, device=self.abducted.device,
                                requires_grad=True)
-            location = self._target_location(zero)
+            location = self._simulate(zero)[0]
             # through thresholds and counts the location is flat in the noise: no gradient there
             gradient = (torch.autograd.grad(location.sum(), zero, allow_unused=True)[0]
                         if location.requires_grad else None)
@@ -281,42 +228,16 @@ class MonteCarloGame:
         self.log_q_node = torch.where(unusual, log_q_node, self.log_p)
 
     def _common_scale(self, sd: torch.Tensor, generator: torch.Generator) -> None:
-        """The robust game's factor per sample: ``sqrt(lambda) (D, S)``, ``log p(lambda) - log q(lambda)``, and
-        which samples propose the noise from ``p`` itself (``self.plain``).
-
-        Even samples draw ``lambda`` from its prior ``InvGamma(a, a)``, ``a = tail_df / 2``; odd ones draw
-        ``u = log lambda`` uniform on ``[0, U]`` or, beyond ``U``, exponential with rate ``a / 2`` (a tail
-        heavier than the prior's, so that the weight stays bounded however large the factor a coalition with
-        a small share of the variance needs), ``U`` the log of four times the square of the largest abducted
-        noise in its sds. The weight is the balance heuristic of both, at most 2. Given a large factor the
-        event is reached by ordinary noise, so every other sample draws the noise from ``p`` rather than from
-        the tail proposal (their weights: the defensive mixture of both). Without ``tail_df`` the factor is 1.
-        """
+        """The robust game's factor ``sqrt(lambda) (D, S)`` per sample and its log weight
+        (:func:`~bayes_rca.attribution.common_scale.sample_common_scale`); 1 and 0 without ``tail_df``."""
         draws, samples, _ = self.fresh.shape
-        dtype, device = self.fresh.dtype, self.fresh.device
         if self.tail_df is None:
-            self.noise_factor = torch.ones(draws, samples, dtype=dtype, device=device)
-            self.log_scale_weight = torch.zeros(draws, samples, dtype=dtype, device=device)
+            self.noise_factor = self.fresh.new_ones(draws, samples)
+            self.log_scale_weight = self.fresh.new_zeros(draws, samples)
             self.scaled_fresh = self.fresh
             return
-        a = 0.5 * self.tail_df
-        rate = 0.5 * a
-        furthest = (self.abducted.abs() / sd).amax(-1)  # (D,)
-        top = torch.log((2.0 * furthest) ** 2).clamp_min(math.log(4.0)).unsqueeze(-1)  # U (D, 1)
-        tail_share = 1.0 / (1.0 + rate * top)  # mass of the exponential tail in the proposal
-        prior = _chi2_sample(torch.full((draws, samples), self.tail_df, dtype=dtype, device=device), generator)
-        from_prior = math.log(self.tail_df) - torch.log(prior)  # lambda = tail_df / chi2(tail_df)
-        coin = torch.rand(draws, samples, generator=generator, dtype=dtype, device=device)
-        uniform = torch.rand(draws, samples, generator=generator, dtype=dtype, device=device) * top
-        beyond = top - torch.log(torch.rand(draws, samples, generator=generator, dtype=dtype, device=device)) / rate
-        stretched = torch.where(coin < tail_share, beyond, uniform)
-        index = torch.arange(samples, device=device)
-        log_lambda = torch.where((index % 2 == 0).unsqueeze(0), from_prior, stretched)
-        log_prior = a * math.log(a) - math.lgamma(a) - a * log_lambda - a * torch.exp(-log_lambda)  # of u
-        log_flat = torch.log(rate * tail_share)  # the proposal's density of u on [0, U] (D, 1)
-        log_stretched = torch.where(log_lambda < 0, -math.inf,
-                                    log_flat - rate * (log_lambda - top).clamp_min(0.0))
-        self.log_scale_weight = log_prior - (torch.logaddexp(log_prior, log_stretched) - math.log(2.0))
+        reach = (self.abducted.abs() / sd).amax(-1)  # (D,): the furthest abducted noise, in its sds
+        log_lambda, self.log_scale_weight = sample_common_scale(self.tail_df, reach, samples, generator)
         self.noise_factor = torch.exp(0.5 * log_lambda)
         self.scaled_fresh = self.fresh * self.noise_factor.unsqueeze(-1)
 
@@ -355,8 +276,9 @@ class MonteCarloGame:
             log_q = torch.logaddexp(log_p, log_q) - math.log(2.0)
         return log_p - log_q
 
-    def _target_location(self, noise: torch.Tensor) -> torch.Tensor:
-        """Location of ``X_t`` given its parents, simulating ancestors; ``noise (D, C, S, K)`` -> ``(D, C, S)``."""
+    def _simulate(self, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Location of ``X_t`` given its parents and its noise multiplier (None: 1), simulating the ancestors
+        (each ``X_k = f_k + multiplier_k * scale_k * N_k``); ``noise (D, C, S, K)`` -> ``(D, C, S)`` each."""
         values: list[torch.Tensor] = []
         nodes = self.players.nodes
         draws, coalitions, samples, _ = noise.shape
@@ -366,9 +288,12 @@ class MonteCarloGame:
             else:
                 stacked = noise.new_zeros(draws, coalitions * samples, 0)
             location = node.location(stacked).reshape(draws, coalitions, samples)
+            multiplier = node.noise_multiplier(stacked) if node.mechanism.extrapolates and parents else None
+            if multiplier is not None:
+                multiplier = multiplier.reshape(draws, coalitions, samples)
             if k == len(nodes) - 1:
-                return location
-            values.append(node.value_at(location, noise[..., k]))
+                return location, multiplier
+            values.append(node.value_at(location, noise[..., k] if multiplier is None else noise[..., k] * multiplier))
         raise AssertionError("unreachable: the target is the last player")
 
     def __call__(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -376,12 +301,13 @@ class MonteCarloGame:
         draws, samples, _ = self.fresh.shape
         chosen = masks.unsqueeze(0).unsqueeze(2)  # (1, C, 1, K)
         noise = torch.where(chosen, self.scaled_fresh.unsqueeze(1), self.abducted[:, None, None, :])  # (D, C, S, K)
-        location = self._target_location(noise)  # (D, C, S)
+        location, multiplier = self._simulate(noise)  # (D, C, S)
+        multiplier = torch.ones_like(location) if multiplier is None else multiplier
         lo, hi = self.lo[:, :, None], self.hi[:, :, None]  # (D, 1, 1)
-        z_lo = self.target.noise_at_most(location, lo.expand_as(location))
-        z_hi = self.target.noise_at_least(location, hi.expand_as(location))
+        z_lo = self.target.noise_at_most(location, lo.expand_as(location)) / multiplier
+        z_hi = self.target.noise_at_least(location, hi.expand_as(location)) / multiplier
         integrated = self._target_log_outside(z_lo, z_hi)
-        target_value = self.target.value_at(location, self.abducted[:, None, None, -1])
+        target_value = self.target.value_at(location, self.abducted[:, None, None, -1] * multiplier)
         hit = (target_value <= lo) | (target_value >= hi)
         indicator = torch.zeros_like(location).masked_fill(~hit, -math.inf)
         redrawn = masks[None, :, None, -1]
@@ -393,7 +319,8 @@ class MonteCarloGame:
         log_sum = torch.logsumexp(log_batch_sums, dim=-1)
         hit = torch.isfinite(log_sum)
         estimate = self._floored(log_sum - math.log(samples), samples)
-        terms = self._threshold_terms(location, target_value, z_lo, z_hi, redrawn, log_weight, log_sum, hit)
+        terms = self._threshold_terms(location, multiplier, target_value, z_lo, z_hi, redrawn, log_weight, log_sum,
+                                      hit)
         value, batch_values = _linearised(estimate, log_batch_sums - math.log(per_batch), hit, terms)
         full, empty = _full_and_empty(masks)
         if self.score is not None:  # g(all) is the IT score itself (the same estimate, computed once)
@@ -402,44 +329,6 @@ class MonteCarloGame:
         value = torch.where(empty, 0.0, value.clamp_min(0.0))
         batch_values = torch.where(empty.unsqueeze(-1), 0.0, batch_values)
         return value.unsqueeze(1), batch_values.permute(2, 0, 1).unsqueeze(2)
-
-    def _threshold_terms(self, location: torch.Tensor, target_value: torch.Tensor, z_lo: torch.Tensor,
-                         z_hi: torch.Tensor, redrawn: torch.Tensor, log_weight: torch.Tensor, log_sum: torch.Tensor,
-                         hit: torch.Tensor) -> torch.Tensor | None:
-        """Per batch, the change of ``log p_hat (D, C)`` when a threshold moves by that batch's shift:
-        ``slope * delta_b``, ``(D, C, B)`` (None where both thresholds are exact).
-
-        The slope is the secant of the estimate itself over the threshold's standard error either side (the same
-        samples, the threshold moved by ``-+ se``): no density is needed (a kept target noise gives a step
-        function), and it follows the estimate's curvature over the range where the threshold is uncertain.
-        """
-        total = None
-        for side, shift in enumerate(self.threshold_shifts):
-            if not bool((shift != 0).any()):
-                continue
-            error = (shift.square().mean(-1) / self.num_batches).sqrt()[:, None, None]  # (D, 1, 1)
-            moved = []
-            for step in (-1.0, 1.0):
-                lo, hi = self.lo[:, :, None], self.hi[:, :, None]
-                if side == 0:
-                    lo = lo + step * error
-                    low, high = self.target.noise_at_most(location, lo.expand_as(location)), z_hi
-                else:
-                    hi = hi + step * error
-                    low, high = z_lo, self.target.noise_at_least(location, hi.expand_as(location))
-                integrated = self._target_log_outside(low, high)
-                inside = (target_value > lo) & (target_value < hi)
-                indicator = torch.zeros_like(location).masked_fill(inside, -math.inf)
-                log_terms = torch.where(redrawn, integrated, indicator) + log_weight
-                moved.append(torch.logsumexp(log_terms, -1))
-            width = 2.0 * error[:, :, 0]  # (D, 1)
-            low_part, high_part = moved  # where the lower step has no support left: the one-sided secant
-            slope = torch.where(torch.isfinite(low_part), (high_part - low_part) / width,
-                                (high_part - log_sum) / (0.5 * width))
-            slope = torch.where(hit & torch.isfinite(slope), slope, torch.zeros_like(slope))
-            term = slope.unsqueeze(-1) * shift[:, None, :]
-            total = term if total is None else total + term
-        return total
 
     @staticmethod
     def _floored(log_estimate: torch.Tensor, samples: int) -> torch.Tensor:

@@ -63,12 +63,15 @@ class MixtureMarginal:
 
     ``log_weight (D, S)`` are importance weights of the simulated locations (zeros for plain Monte Carlo);
     tail probabilities are ``sum_s w_s P(N beyond the bound for y at loc_s) / S``, never ``log 0``.
-    ``node`` is the fitted target (a :class:`~bayes_rca.model.node.FittedNode`): its noise and noise bounds.
+    ``node`` is the fitted target (a :class:`~bayes_rca.model.node.FittedNode`): its noise and noise bounds;
+    ``multiplier (D, S)``, where the target's noise scale depends on its parents, the factor of each sample
+    (``X = loc + multiplier * scale * N``; None: 1).
     """
 
     loc: torch.Tensor
     node: FittedNode
     log_weight: torch.Tensor
+    multiplier: torch.Tensor | None = None
 
     @property
     def mean(self) -> torch.Tensor:
@@ -79,6 +82,8 @@ class MixtureMarginal:
         weights = torch.softmax(self.log_weight, -1)
         variance = (weights * (self.loc - self.mean.unsqueeze(-1)) ** 2).sum(-1)
         noise_variance = self.node.noise().variance.squeeze(-1)
+        if self.multiplier is not None:
+            noise_variance = noise_variance * (weights * self.multiplier.square()).sum(-1)
         return torch.sqrt(variance + self.node.standardizer.scale**2 * noise_variance)
 
     def _log_mean(self, log_values: torch.Tensor) -> torch.Tensor:
@@ -89,12 +94,16 @@ class MixtureMarginal:
         """Locations and values broadcast to ``(D, R, S)``."""
         return torch.broadcast_tensors(self.loc.unsqueeze(1), value.unsqueeze(-1))
 
+    def _per_sample(self, bound: torch.Tensor) -> torch.Tensor:
+        """A noise bound ``(D, R, S)`` in units of the sample's own noise scale."""
+        return bound if self.multiplier is None else bound / self.multiplier.unsqueeze(1)
+
     def log_cdf(self, value: torch.Tensor) -> torch.Tensor:
-        bound = self.node.noise_at_most(*self._pair(value))
+        bound = self._per_sample(self.node.noise_at_most(*self._pair(value)))
         return self._log_mean(per_draw(self.node.noise().log_cdf, bound))
 
     def log_sf(self, value: torch.Tensor) -> torch.Tensor:
-        bound = self.node.noise_at_least(*self._pair(value))
+        bound = self._per_sample(self.node.noise_at_least(*self._pair(value)))
         return self._log_mean(per_draw(self.node.noise().log_sf, bound))
 
 

@@ -10,8 +10,9 @@ linear bench's (3-5 noise sds at the same nodes), all stretched by one factor (i
 value is beyond its population's 99.9 % quantile. Each method runs in its own child process, one after the other
 in the same run:
 
-- bayes_rca: ``fourier_gaussian`` for every node with parents (``--assignment fourier``, the issue's case) or
-  the automatic assignment (``--assignment auto``), ``--draws`` posterior draws, the general Monte Carlo game
+- bayes_rca: ``fourier_gaussian`` for every node with parents (``--assignment fourier``, the issue's case),
+  ``extrapolating_fourier`` (``--assignment extrapolating``: the same within the training range, a widening
+  noise beyond it) or the automatic assignment (``--assignment auto``), ``--draws`` posterior draws, the general Monte Carlo game
   with ``--samples`` samples and ``--permutations`` permutations;
 - DoWhy 0.14: ``auto.assign_causal_mechanisms`` (quality GOOD), ``fit``, ``attribute_anomalies`` (point
   estimate);
@@ -159,8 +160,8 @@ def nonlinear_bench(seed: int, rows: int) -> Benchmark:
 def run_bayes_rca(args: argparse.Namespace) -> dict[str, Any]:
     bench = nonlinear_bench(args.seed, args.rows)
     graph = bench.system.graph
-    mechanisms = ({n: "fourier_gaussian" for n in graph if parents_of(graph, n)} if args.assignment == "fourier"
-                  else None)
+    family = {"fourier": "fourier_gaussian", "extrapolating": "extrapolating_fourier"}.get(args.assignment)
+    mechanisms = None if family is None else {n: family for n in graph if parents_of(graph, n)}
     return bayes_rca_result(bench, args, mechanisms)
 
 
@@ -178,7 +179,7 @@ RUNNERS = {"bayes_rca": run_bayes_rca, "truth": run_truth, "dowhy": run_dowhy}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = bench_parser(__doc__.splitlines()[0], RUNNERS, 500, 10, 32000, 100)
-    parser.add_argument("--assignment", choices=["fourier", "auto"], default="fourier")
+    parser.add_argument("--assignment", choices=["fourier", "extrapolating", "auto"], default="fourier")
     return parser.parse_args(argv)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from bayes_rca.errors import MechanismError
 from bayes_rca.model.mechanisms.base import REGISTRY, Mechanism, Params
-from bayes_rca.model.mechanisms.fourier import FourierGaussian
+from bayes_rca.model.mechanisms.fourier import ExtrapolatingFourier, FourierGaussian
 from bayes_rca.model.mechanisms.interval import (
     CensoredGaussian,
     PoissonCount,
@@ -93,6 +93,6 @@ def bind_to_data(mechanism: Mechanism, node: object, values: torch.Tensor, loc: 
     return mechanism
 
 
-__all__ = ["FAMILIES", "CensoredGaussian", "FourierGaussian", "GaussianRoot", "LinearGaussian", "LinearStudentT",
+__all__ = ["FAMILIES", "CensoredGaussian", "ExtrapolatingFourier", "FourierGaussian", "GaussianRoot", "LinearGaussian", "LinearStudentT",
            "Mechanism", "PassThroughGaussian", "Params", "PolynomialGaussian", "RequestShareGaussian", "PoissonCount", "ProbitThreshold", "StudentTRoot", "bind_to_data", "is_binary",
            "make_mechanism"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import ClassVar
 
@@ -93,3 +94,77 @@ class FourierGaussian(Mechanism):
 
     def __repr__(self) -> str:
         return f"FourierGaussian(num_features={self.num_features}, lengthscale={self.lengthscale})"
+
+
+class ExtrapolatingFourier(FourierGaussian):
+    """:class:`FourierGaussian` within the parents' training range; beyond it, the linear trend with a slope of
+    unknown deviation, so that the noise widens with the distance from the data.
+
+    A parent's excess beyond its training range ``[low_i, high_i]`` is ``e_i = pa_i - clip(pa_i, low_i, high_i)``
+    (standardised). There the data say nothing about the shape: the Fourier part stays at its value on the
+    boundary (random features are periodic, and would otherwise repeat the training range's wiggles), the
+    linear part continues, and the slope beyond the data differs from it by ``~ Normal(0, far_sd^2)``
+    (standardised units: one sd of the child per sd of the parent), drawn afresh per row and integrated out:
+
+    ``X = b + w . PA + sum_k c_k phi_k(clip(PA)) + sqrt(s^2 + far_sd^2 sum_i e_i^2) * N / s``,
+
+    ``N ~ Normal(0, s^2)``, a location-scale noise model as for
+    :class:`~bayes_rca.model.mechanisms.ExtrapolatingGaussian`. Every training row lies in the range, so the fit
+    is :class:`FourierGaussian`'s (the shrinkage grid). A node whose parent went far beyond the data, and which
+    followed it further than the fitted trend says, keeps a moderate noise instead of taking the blame for the
+    regression's extrapolation (the critique of Okati et al., 2025). The counterfactual game is the general
+    Monte Carlo one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = ExtrapolatingFourier(num_features=4)
+    >>> m.setup(1, seed=0)
+    >>> m = m.bind_parent_range(torch.tensor([-2.0]), torch.tensor([2.0]))
+    >>> params = {"bias": torch.zeros(1), "weight": torch.ones(1, 1), "shrinkage": torch.zeros(1),
+    ...           "coef_raw": torch.zeros(1, 4), "noise_scale": torch.full((1,), 0.5)}
+    >>> parents = torch.tensor([[[1.0], [5.0]]])  # inside the range, and 3 beyond it
+    >>> m.location(parents, params)  # the linear part continues
+    tensor([[1., 5.]])
+    >>> m.noise_multiplier(parents, params)  # sqrt(0.5^2 + 1^2 * 3^2) / 0.5
+    tensor([[1.0000, 6.0828]])
+    """
+
+    name: ClassVar[str] = "extrapolating_fourier"
+    extrapolates: ClassVar[bool] = True
+
+    def __init__(self, num_features: int = 48, lengthscale: float = 0.6, far_sd: float = 1.0) -> None:
+        super().__init__(num_features, lengthscale)
+        self.far_sd = far_sd
+        self._low: torch.Tensor | None = None
+        self._high: torch.Tensor | None = None
+
+    def bind_parent_range(self, low: torch.Tensor, high: torch.Tensor) -> ExtrapolatingFourier:
+        """A copy that knows the parents' training range (standardised); a parent that never moved has none."""
+        bound = copy.copy(self)
+        low, high = low.to(torch.float64), high.to(torch.float64)
+        constant = low == high
+        bound._low = torch.where(constant, -torch.inf, low)
+        bound._high = torch.where(constant, torch.inf, high)
+        return bound
+
+    def _excess(self, parents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The parents clipped to the training range and their excess beyond it (standardised)."""
+        if self._low is None or len(self._low) != parents.shape[-1]:
+            raise RuntimeError("ExtrapolatingFourier.bind_parent_range() must run before use")
+        clipped = torch.minimum(torch.maximum(parents, self._low.to(parents)), self._high.to(parents))
+        return clipped, parents - clipped
+
+    def location(self, parents: torch.Tensor, params: Params) -> torch.Tensor:
+        clipped, _ = self._excess(parents)
+        coef = math.sqrt(2.0 / self.num_features) * params["shrinkage"].unsqueeze(-1) * params["coef_raw"]
+        return _linear_location(parents, params) + (self._cosines(clipped) @ coef.unsqueeze(-1)).squeeze(-1)
+
+    def noise_multiplier(self, parents: torch.Tensor, params: Params) -> torch.Tensor | None:
+        _, excess = self._excess(parents)
+        spread = self.far_sd**2 * excess.square().sum(-1)
+        return torch.sqrt(1.0 + spread / params["noise_scale"].square().unsqueeze(-1))
+
+    def __repr__(self) -> str:
+        return (f"ExtrapolatingFourier(num_features={self.num_features}, lengthscale={self.lengthscale}, "
+                f"far_sd={self.far_sd})")
