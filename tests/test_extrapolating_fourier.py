@@ -216,3 +216,17 @@ def test_the_target_s_own_multiplier_enters_its_integrated_tail_and_thresholds(d
     assert values[0, 0, 2].item() == pytest.approx(only_caller, abs=1e-6)
     assert abs(values[0, 0, 3].item() - both) < 4.0 * math.hypot(error[3], both_error), (values[0, 0], both)
     assert only_caller < 3.0  # the widened noise: the caller's own redraw reaches the observed value easily
+
+
+def test_the_automatic_assignment_takes_the_extrapolating_family_and_binds_its_range(data):
+    """The caller's convex response is nonlinear: the automatic assignment proposes the Fourier family in its
+    extrapolating form (identical within the range, so LOO cannot tell them apart), bound to the callee's
+    training range, and the far callee is the top cause."""
+    model = BayesianSCM(GRAPH, num_draws=40, seed=0, progress=False).fit(data)
+    node = model.nodes_["caller"]
+    assert model.fit_report_.loc["caller", "family"] == "extrapolating_fourier"
+    low, high = node.mechanism._low, node.mechanism._high
+    standard = node.standardizer.parents(torch.tensor(data[["callee"]].values))
+    assert float(low) == pytest.approx(float(standard.min())) and float(high) == pytest.approx(float(standard.max()))
+    result = attribute_outliers(model, "web", _outlier(6.0), num_samples=500, tail_df=2.0)
+    assert result.top_cause_probability().iloc[0]["callee"] > 0.9

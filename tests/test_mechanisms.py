@@ -240,7 +240,7 @@ def pair(y_of_x, seed: int = 0, rows: int = 1500) -> BayesianSCM:
 def test_auto_assignment_picks_fourier_for_a_sine():
     model = pair(lambda x: np.sin(2 * x))
     report = model.fit_report_.loc["y"]
-    assert report["family"] == "fourier_gaussian" and "held-out squared error" in report["reason"]
+    assert report["family"] == "extrapolating_fourier" and "held-out squared error" in report["reason"]
     node = model.node("y")
     noise_sd = (node.noise().scale.squeeze(-1) * node.standardizer.scale).mean().item()
     assert noise_sd == pytest.approx(0.1, rel=0.2)

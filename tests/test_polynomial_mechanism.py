@@ -95,7 +95,7 @@ def test_automatic_assignment_picks_the_polynomial_for_a_quadratic_and_keeps_fou
     x = rng.standard_normal(1500)
     sine = pd.DataFrame({"x": x, "z": np.sin(2 * x) + 0.1 * rng.standard_normal(1500)})
     model = BayesianSCM(nx.DiGraph([("x", "z")]), num_draws=50, seed=2, progress=False).fit(sine)
-    assert model.fit_report_.loc["z", "family"] == "fourier_gaussian"
+    assert model.fit_report_.loc["z", "family"] == "extrapolating_fourier"
 
 
 def test_a_degree_that_is_not_a_positive_integer_is_an_error_before_fitting():

@@ -2,7 +2,8 @@
 
 Cheap closed-form screens propose candidates (heavy-tailed residuals propose Student-t noise; a held-out gain
 of polynomial ridge regression over linear regression proposes ``polynomial_gaussian``, and one of
-random-feature ridge regression over the better of those two ``fourier_gaussian``). Every proposed
+random-feature ridge regression over the better of those two ``extrapolating_fourier``: the Fourier regression,
+whose noise widens beyond the parents' training range). Every proposed
 family is then fitted and the one with the best PSIS-LOO expected log predictive density (arviz) is chosen,
 but a more complex family must beat the linear-Gaussian baseline by two standard errors of the difference.
 """
@@ -118,9 +119,10 @@ def _credible_gain(errors_before: np.ndarray, errors_after: np.ndarray) -> float
 
 def _nonlinear_candidates(parents: torch.Tensor, linear: np.ndarray, y: np.ndarray, seed: int) -> list[Candidate]:
     """Nonlinear families whose closed-form screen beats the best simpler design by held-out squared error:
-    ``polynomial_gaussian`` (exact posterior) against linear regression, then ``fourier_gaussian`` (fitted by
-    SVI) against the better of the two, so that SVI runs only where the polynomial does not already explain the
-    node."""
+    ``polynomial_gaussian`` (exact posterior) against linear regression, then ``extrapolating_fourier`` (the
+    shrinkage grid) against the better of the two. The Fourier family is the extrapolating one: within the
+    training range it is ``fourier_gaussian`` (the same fit and LOO), and beyond it its noise widens instead of
+    repeating the periodic features' wiggles."""
     n, p = parents.shape
     if not p:
         return []
@@ -142,7 +144,7 @@ def _nonlinear_candidates(parents: torch.Tensor, linear: np.ndarray, y: np.ndarr
         gain = _credible_gain(best, _cross_validated_errors(design, y, columns))
         if gain is not None:
             simpler = "the polynomial" if candidates else "linear"
-            candidates.append(Candidate("fourier_gaussian", f"held-out squared error {100 * gain:.0f}% below "
+            candidates.append(Candidate("extrapolating_fourier", f"held-out squared error {100 * gain:.0f}% below "
                                         f"{simpler}"))
     return candidates
 

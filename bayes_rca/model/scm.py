@@ -168,6 +168,8 @@ def _fit_node_draws(task: _NodeTask) -> tuple[FittedNode, _NodeReport]:
         fits = {}
         for candidate in candidates:
             mechanism = _checked_mechanism(candidate.family, task)
+            if parents.shape[0] and parents.shape[1]:
+                mechanism = mechanism.bind_parent_range(parents_std.amin(0), parents_std.amax(0))
             fits[candidate.family] = (mechanism, fit(mechanism, _method_for("auto", mechanism, task.name)))
         if len(fits) > 1:
             elpd = {family: pointwise_elpd(m, parents_std, values_std, p.params) for family, (m, p) in fits.items()}

@@ -198,7 +198,7 @@ def test_bayes_rca_linear_variant_fits_every_node_linear_gaussian():
                                                                                          bench.train)
     linear = make_method("bayes_rca_linear", num_draws=20).fit(bench.system.graph, bench.train)
     assert set(linear.model_.fit_report_["family"]) <= {"linear_gaussian", "gaussian_root"}
-    assert "fourier_gaussian" in set(auto.model_.fit_report_["family"])
+    assert "extrapolating_fourier" in set(auto.model_.fit_report_["family"])
     case = bench.cases[0]
     answer = linear.attribute(case.target, case.row)
     assert np.isfinite(answer.scores).all()
