@@ -651,8 +651,6 @@ def test_logging_leaves_mlflow_s_global_tracking_uri_alone_and_a_bad_store_fails
     (("--max-nats", "0"), "--max-nats must be positive, got 0.0"),
     (("--mechanism", "D=linear_student_t", "--estimator", "analytic"),
      "--estimator analytic needs linear-Gaussian mechanisms; not so for {'D': 'linear_student_t'} (--mechanism)"),
-    (("--tail-df", "2", "--estimator", "scale_mixture"),
-     "--tail-df (the robust game) is computed by --estimator analytic or monte_carlo, not scale_mixture"),
 ])
 def test_game_options_that_cannot_hold_fail_before_fitting(files, capsys, extra, message):
     assert main([*attribute_args(), *extra]) == 2

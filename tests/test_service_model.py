@@ -208,8 +208,6 @@ def test_robust_game_keeps_a_normal_node_near_zero_where_the_gaussian_game_explo
     assert robust_result.settings["tail_df"] == 2.0
     with pytest.raises(BayesRCAError, match="tail_df"):
         attribute_outliers(model, "X3", row, tail_df=0.0)
-    with pytest.raises(BayesRCAError, match="not by scale_mixture"):
-        attribute_outliers(model, "X3", row, tail_df=2.0, estimator="scale_mixture")
 
 
 def test_the_monte_carlo_robust_game_gives_the_normal_node_what_the_exact_one_does():

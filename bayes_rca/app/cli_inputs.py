@@ -202,15 +202,11 @@ def validate_inputs(args: argparse.Namespace, graph: nx.DiGraph, data: pd.DataFr
 
 
 def check_game_options(args: argparse.Namespace, mechanisms: dict) -> None:
-    """Fail before the fit on game options that cannot hold: a non-positive --tail-df or --max-nats,
-    --estimator analytic with a mechanism given (--mechanism) that is not linear-Gaussian, or --tail-df with
-    --estimator scale_mixture (the robust game is the analytic or the Monte Carlo one)."""
+    """Fail before the fit on game options that cannot hold: a non-positive --tail-df or --max-nats, or
+    --estimator analytic with a mechanism given (--mechanism) that is not linear-Gaussian."""
     for flag, value in (("--tail-df", args.tail_df), ("--max-nats", args.max_nats)):
         if value is not None and not value > 0:
             raise BayesRCAError(f"{flag} must be positive, got {value!r}")
-    if args.tail_df is not None and args.estimator == "scale_mixture":
-        raise BayesRCAError("--tail-df (the robust game) is computed by --estimator analytic or monte_carlo, "
-                            "not scale_mixture")
     if args.estimator != "analytic":
         return
     other = {node: make_mechanism(spec, node).name for node, spec in mechanisms.items()

@@ -186,11 +186,6 @@ def choose_estimator(fitted: list[FittedNode], estimator: Estimator = "auto", ta
             extrapolating = sorted(str(node.name) for node in fitted if node.mechanism.extrapolates)
             raise BayesRCAError(f"players {extrapolating} extrapolate beyond their parents' training range, which "
                                 "the scale_mixture estimator does not model (the analytic and monte_carlo ones do)")
-    if tail_df is not None and estimator == "scale_mixture":
-        raise BayesRCAError("tail_df (the robust game) is computed by the analytic or the monte_carlo estimator, "
-                            "not by scale_mixture")
-    if tail_df is not None and not use_analytic:  # the robust game of other players: the general Monte Carlo game
-        return "monte_carlo"
     return "analytic" if use_analytic else "scale_mixture" if scale_mixture else "monte_carlo"
 
 
@@ -201,7 +196,7 @@ def build_game(players: Players, estimator: str, tau: FeatureMap, num_samples: i
     if estimator == "analytic":
         game = (ExtrapolationGame if extrapolates(players.nodes) else LinearGaussianGame)(players, tau, tail_df)
     elif estimator == "scale_mixture":
-        game = ScaleMixtureGame(players, tau, num_samples, generator)
+        game = ScaleMixtureGame(players, tau, num_samples, generator, tail_df=tail_df)
     else:
         game = MonteCarloGame(players, tau, num_samples, generator, tail_df=tail_df)
     return game if max_nats is None else CappedGame(game, max_nats)

@@ -15,11 +15,12 @@ import torch
 from bayes_rca.model.noise import _chi2_sample
 
 
-def sample_common_scale(tail_df: float, reach: torch.Tensor, num_samples: int,
-                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_common_scale(tail_df: float, reach: torch.Tensor, num_samples: int, generator: torch.Generator,
+                        from_prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``log lambda (D, S)`` and its weight ``log p(lambda) - log q(lambda) (D, S)``, per posterior draw.
 
-    Even samples draw ``lambda`` from its prior ``InvGamma(a, a)``, ``a = tail_df / 2``; odd ones draw
+    The samples where ``from_prior (S,)`` is True (default: the even ones; give half of each batch of the
+    caller's standard error) draw ``lambda`` from its prior ``InvGamma(a, a)``, ``a = tail_df / 2``; the others draw
     ``u = log lambda`` uniform on ``[0, U]`` or, beyond ``U``, exponential with rate ``a / 2`` (a tail heavier
     than the prior's, so that the weight stays bounded however large the factor a coalition with a small share
     of the variance needs), ``U = log (4 reach^2)`` (at least ``log 4``) for ``reach (D,)`` the largest abducted
@@ -42,13 +43,14 @@ def sample_common_scale(tail_df: float, reach: torch.Tensor, num_samples: int,
     tail_share = 1.0 / (1.0 + rate * top)  # mass of the exponential tail in the stretched component
     shape = (draws, num_samples)
     prior = _chi2_sample(torch.full(shape, tail_df, dtype=dtype, device=device), generator)
-    from_prior = math.log(tail_df) - torch.log(prior)  # lambda = tail_df / chi2(tail_df)
+    prior_draw = math.log(tail_df) - torch.log(prior)  # lambda = tail_df / chi2(tail_df)
     coin = torch.rand(shape, generator=generator, dtype=dtype, device=device)
     uniform = torch.rand(shape, generator=generator, dtype=dtype, device=device) * top
     beyond = top - torch.log(torch.rand(shape, generator=generator, dtype=dtype, device=device)) / rate
     stretched = torch.where(coin < tail_share, beyond, uniform)
-    even = (torch.arange(num_samples, device=device) % 2 == 0).unsqueeze(0)
-    log_lambda = torch.where(even, from_prior, stretched)
+    if from_prior is None:
+        from_prior = torch.arange(num_samples, device=device) % 2 == 0
+    log_lambda = torch.where(from_prior.unsqueeze(0), prior_draw, stretched)
     log_prior = a * math.log(a) - math.lgamma(a) - a * log_lambda - a * torch.exp(-log_lambda)  # density of u
     log_stretched = torch.where(log_lambda < 0, -math.inf,
                                 torch.log(rate * tail_share) - rate * (log_lambda - top).clamp_min(0.0))

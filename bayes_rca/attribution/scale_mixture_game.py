@@ -27,6 +27,7 @@ import math
 import torch
 
 from bayes_rca.attribution.abduction import Players
+from bayes_rca.attribution.common_scale import sample_common_scale
 from bayes_rca.attribution.linear_game import NUM_BATCHES, _full_and_empty, total_effects
 from bayes_rca.attribution.scores import FeatureMap, GaussianMarginal, gaussian_log_tail, student_t_log_tail
 from bayes_rca.model.noise import GaussianNoise, StudentTNoise, _chi2_sample
@@ -65,10 +66,15 @@ class ScaleMixtureGame:
         of ``2 * num_batches`` times the number of Student-t players.
     generator : torch.Generator
         Source of every random number.
+    tail_df : float, optional
+        The robust game: every sample's redrawn variances are multiplied by one common factor ``lambda ~
+        InvGamma(tail_df / 2, tail_df / 2)`` (:func:`~bayes_rca.attribution.common_scale.sample_common_scale`,
+        half of every batch from its prior), still Gaussian given the factors; its weight multiplies each
+        sample's.
     """
 
     def __init__(self, players: Players, feature_map: FeatureMap, num_samples: int, generator: torch.Generator,
-                 num_batches: int = NUM_BATCHES) -> None:
+                 num_batches: int = NUM_BATCHES, tail_df: float | None = None) -> None:
         if players.values.shape[0] != 1:
             raise ValueError("ScaleMixtureGame takes one outlier row at a time")
         nodes = players.nodes
@@ -92,6 +98,13 @@ class ScaleMixtureGame:
         lo, hi = feature_map.thresholds(marginal, self.observed.expand(draws, 1))
         self.lo, self.hi = lo[:, 0], hi[:, 0]  # (D,)
         self._mixing(noises, heavy, (self.observed - mean).abs(), generator)
+        self.tail_df, self.log_scale_weight = tail_df, None
+        if tail_df is not None:  # one common factor per sample, on top of the players' own mixing variables
+            reach = (players.noise[:, 0, :].abs() / noise_scale).amax(-1)  # (D,): the furthest noise, in its scales
+            in_batch = torch.arange(self.num_samples, device=alpha.device) // num_batches  # index in its batch
+            log_lambda, self.log_scale_weight = sample_common_scale(tail_df, reach, self.num_samples, generator,
+                                                                    from_prior=in_batch % 2 == 0)
+            self.mixing = self.mixing * torch.exp(log_lambda).unsqueeze(-1)
         self.scaled_mixing = self.mixing * self.variance_share.unsqueeze(1)  # (D, M, K): lambda_j alpha_j^2 s_j^2
         self.has_heavy = bool(self.heavy.any())
         self.rho_excess = torch.expm1(self.log_rho_terms) * self.fraction if self.has_heavy else None
@@ -153,6 +166,8 @@ class ScaleMixtureGame:
         if self.has_heavy:
             excess = torch.matmul(self.fast_excess, fast).add_(1.0)  # balance-heuristic weight 1 / (1 + ...)
             terms.div_(excess)
+        if self.log_scale_weight is not None:
+            terms.mul_(torch.exp(self.log_scale_weight).unsqueeze(-1).to(_FAST))
         draws, samples, coalitions = terms.shape
         batch_sums = terms.reshape(draws, -1, self.num_batches, coalitions).sum(1, dtype=self.shift.dtype)
         batch_sums.mul_(0.5)  # (D, B, C); sample m is in batch m % B
@@ -178,6 +193,8 @@ class ScaleMixtureGame:
         log_terms = gaussian_log_tail(mean.unsqueeze(1), std, self.lo[:, None, None], self.hi[:, None, None])
         if self.has_heavy:
             log_terms = log_terms - torch.log1p(torch.matmul(self.rho_excess, weights))
+        if self.log_scale_weight is not None:
+            log_terms = log_terms + self.log_scale_weight.unsqueeze(-1)
         return torch.logsumexp(log_terms, 1) - math.log(log_terms.shape[1])
 
     def __call__(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,23 +211,25 @@ class ScaleMixtureGame:
 
     @property
     def has_control_variate(self) -> bool:
-        """Whether :meth:`control_variate` gives a game (some player is Student-t)."""
-        return self.has_heavy
+        """Whether :meth:`control_variate` gives a game (some player is Student-t, or the robust game)."""
+        return self.has_heavy or self.tail_df is not None
 
     def control_variate(self) -> CommonScaleGame | None:
         """The exact game whose Shapley values, subtracted and added back, carry most of this game's variation.
 
         It redraws a coalition's noise with one common mixing variable (see :class:`CommonScaleGame`), with the
-        median degrees of freedom of the Student-t players, at the posterior mean of the players' effects,
-        scales and thresholds: one game for all draws, so that its ``2^K`` coalitions cost what one draw's do
-        (and it tracks each draw's game almost as closely as a per-draw control would). None when every player
-        is Gaussian (this game is then exact itself).
+        median degrees of freedom of the Student-t players (in the robust game the smaller of that and
+        ``tail_df``, the heavier tail), at the posterior mean of the players' effects, scales and thresholds: one
+        game for all draws, so that its ``2^K`` coalitions cost what one draw's do (and it tracks each draw's
+        game almost as closely as a per-draw control would). None when every player is Gaussian and the game is
+        not the robust one (this game is then exact itself).
         """
-        if not self.has_heavy:
+        if not self.has_control_variate:
             return None
+        dfs = ([self.median_df] if self.has_heavy else []) + ([self.tail_df] if self.tail_df is not None else [])
         mean = lambda tensor: tensor.mean(0, keepdim=True)  # noqa: E731
         return CommonScaleGame(mean(self.shift), mean(self.variance_share), self.observed, mean(self.lo),
-                               mean(self.hi), self.median_df)
+                               mean(self.hi), min(dfs))
 
     def difference(self, control: CommonScaleGame) -> DifferenceGame:
         """This game minus ``control`` (same coalitions), for permutation sampling."""
