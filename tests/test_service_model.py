@@ -187,18 +187,23 @@ def test_robust_game_is_the_common_scale_mixture_it_claims(tail_df=2.0):
         assert abs(float(hit) - p) < 5 * se + 1e-4, (mask.tolist(), float(hit), p)
 
 
+def _chain_model(rows: int, draws: int) -> tuple[BayesianSCM, pd.DataFrame]:
+    """DoWhy's chain X0 -> X1 -> X2 -> X3 (unit weights and noises) fitted on ``rows`` normal rows, and its
+    outlier row: X1's noise 36 sd out, X0 perfectly normal (z = 0.18)."""
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal(rows)
+    x1 = x0 + rng.standard_normal(rows)
+    x2 = x1 + rng.standard_normal(rows)
+    x3 = x2 + rng.standard_normal(rows)
+    graph = nx.DiGraph([("X0", "X1"), ("X1", "X2"), ("X2", "X3")])
+    model = BayesianSCM(graph, num_draws=draws, progress=False).fit(
+        pd.DataFrame({"X0": x0, "X1": x1, "X2": x2, "X3": x3}))
+    return model, pd.DataFrame({"X0": [0.18], "X1": [36.18], "X2": [36.18], "X3": [36.18]})
+
+
 def test_robust_game_keeps_a_normal_node_near_zero_where_the_gaussian_game_explodes():
     """DoWhy's chain example: X0 -> X1 -> X2 -> X3, X1's noise 36 sd out, X0 perfectly normal (z = 0.18)."""
-    rng = np.random.default_rng(0)
-    n = 5000
-    x0 = rng.standard_normal(n)
-    x1 = x0 + rng.standard_normal(n)
-    x2 = x1 + rng.standard_normal(n)
-    x3 = x2 + rng.standard_normal(n)
-    graph = nx.DiGraph([("X0", "X1"), ("X1", "X2"), ("X2", "X3")])
-    model = BayesianSCM(graph, num_draws=100, progress=False).fit(
-        pd.DataFrame({"X0": x0, "X1": x1, "X2": x2, "X3": x3}))
-    row = pd.DataFrame({"X0": [0.18], "X1": [36.18], "X2": [36.18], "X3": [36.18]})
+    model, row = _chain_model(rows=5000, draws=100)
     gaussian = attribute_outliers(model, "X3", row).summary().xs(0)["mean"]
     robust_result = attribute_outliers(model, "X3", row, tail_df=2.0)
     robust = robust_result.summary().xs(0)["mean"]
@@ -215,16 +220,7 @@ def test_the_monte_carlo_robust_game_gives_the_normal_node_what_the_exact_one_do
     contributions agree with the closed-form robust game's within a few of their standard errors, draw by
     draw, so the normal X0 keeps a contribution near zero on that path too (the Gaussian Monte Carlo game gives
     it tens of nats of either sign, like the exact Gaussian one)."""
-    rng = np.random.default_rng(0)
-    n = 2000
-    x0 = rng.standard_normal(n)
-    x1 = x0 + rng.standard_normal(n)
-    x2 = x1 + rng.standard_normal(n)
-    x3 = x2 + rng.standard_normal(n)
-    graph = nx.DiGraph([("X0", "X1"), ("X1", "X2"), ("X2", "X3")])
-    model = BayesianSCM(graph, num_draws=8, progress=False).fit(
-        pd.DataFrame({"X0": x0, "X1": x1, "X2": x2, "X3": x3}))
-    row = pd.DataFrame({"X0": [0.18], "X1": [36.18], "X2": [36.18], "X3": [36.18]})
+    model, row = _chain_model(rows=2000, draws=8)
     exact = attribute_outliers(model, "X3", row, tail_df=2.0)
     sampled = attribute_outliers(model, "X3", row, tail_df=2.0, estimator="monte_carlo", num_samples=4000)
     assert sampled.settings["estimator"] == "monte_carlo" and sampled.settings["shapley"] == "exact"

@@ -34,6 +34,21 @@ Params = dict[str, torch.Tensor]
 REGISTRY: dict[str, type[Mechanism]] = {}  # every family by its name: a subclass that sets ``name`` is registered
 
 
+def training_range(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The range ``[low, high]`` (float64) beyond which an extrapolating mechanism extrapolates, open on both
+    sides (``-inf, inf``) for a parent that never moved in the training rows (``low == high``): it has no range.
+
+    Examples
+    --------
+    >>> import torch
+    >>> training_range(torch.tensor([-1.0, 2.0]), torch.tensor([1.0, 2.0]))
+    (tensor([-1., -inf], dtype=torch.float64), tensor([1., inf], dtype=torch.float64))
+    """
+    low, high = low.to(torch.float64), high.to(torch.float64)
+    constant = low == high
+    return torch.where(constant, -torch.inf, low), torch.where(constant, torch.inf, high)
+
+
 class Mechanism(ABC):
     """Base class of Bayesian additive-noise mechanisms.
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from bayes_rca.model.mechanisms.base import Params
+from bayes_rca.model.mechanisms.base import Params, training_range
 from bayes_rca.model.mechanisms.linear import PassThroughGaussian
 
 
@@ -57,10 +57,7 @@ class ExtrapolatingGaussian(PassThroughGaussian):
         prior already (:class:`~bayes_rca.model.scm.BayesianSCM`'s ``unseen_weight_prior``), which is what the
         far slope would add again; it does not extrapolate."""
         bound = copy.copy(self)
-        low, high = low.to(torch.float64), high.to(torch.float64)
-        constant = low == high
-        bound._low = torch.where(constant, -torch.inf, low)
-        bound._high = torch.where(constant, torch.inf, high)
+        bound._low, bound._high = training_range(low, high)
         return bound
 
     def parent_range(self) -> tuple[torch.Tensor, torch.Tensor]:

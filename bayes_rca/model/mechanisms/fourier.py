@@ -10,7 +10,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from bayes_rca.model.mechanisms.base import Mechanism, Params
+from bayes_rca.model.mechanisms.base import Mechanism, Params, training_range
 from bayes_rca.model.mechanisms.linear import _linear_location
 from bayes_rca.model.noise import GaussianNoise
 
@@ -142,10 +142,7 @@ class ExtrapolatingFourier(FourierGaussian):
     def bind_parent_range(self, low: torch.Tensor, high: torch.Tensor) -> ExtrapolatingFourier:
         """A copy that knows the parents' training range (standardised); a parent that never moved has none."""
         bound = copy.copy(self)
-        low, high = low.to(torch.float64), high.to(torch.float64)
-        constant = low == high
-        bound._low = torch.where(constant, -torch.inf, low)
-        bound._high = torch.where(constant, torch.inf, high)
+        bound._low, bound._high = training_range(low, high)
         return bound
 
     def _excess(self, parents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
