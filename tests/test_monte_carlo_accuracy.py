@@ -442,3 +442,17 @@ def test_robust_game_coalition_values_within_three_standard_errors_of_a_brute_fo
     assert truth.max() < 10.0 and error.max() < 0.5  # log-like growth: a few nats, not hundreds
     assert np.mean(np.abs(z) > 3.0) <= 0.02 and np.abs(z).max() <= 5.0, (np.sort(np.abs(z))[-5:], case)
     assert 0.5 < np.sqrt(np.mean(z[1:] ** 2)) < 1.6
+
+
+def test_nodes_evaluated_once_per_pattern_of_their_ancestors_give_the_same_simulation():
+    """The game evaluates each node once per distinct pattern of its own and its ancestors' membership in the
+    coalitions (what its value depends on) and gathers the values back: the same numbers as simulating every
+    coalition in full, for all 256 coalitions at once."""
+    game = MonteCarloGame(_players("far_mixed"), MedianCDFQuantile(), 200, torch.Generator().manual_seed(0),
+                          tail_df=2.0)
+    chosen = MASKS.unsqueeze(0).unsqueeze(2)
+    noise = torch.where(chosen, game.scaled_fresh.unsqueeze(1), game.abducted[:, None, None, :])
+    shared, _ = game._simulate(noise, MASKS)
+    full, _ = game._simulate(noise)
+    torch.testing.assert_close(shared, full, rtol=0.0, atol=0.0)
+    assert [len(index) for index in game._lineage] == [1, 1, 2, 2, 5, 3, 7, 8]  # A, B, C, D, E, F, G, T

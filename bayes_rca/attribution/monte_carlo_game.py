@@ -111,6 +111,8 @@ class MonteCarloGame(ThresholdError):
         self.players, self.num_batches, self.tail_df = players, num_batches, tail_df
         self.num_samples = max(num_batches, num_samples // num_batches * num_batches)
         self.parent_index = players.parent_index
+        self._lineage = self._lineages(self.parent_index, players.noise.device)
+        self._lineage_bits = [torch.arange(len(index), device=index.device) for index in self._lineage]
         noises = [node.noise() for node in players.nodes]
         self.abducted = players.noise[:, 0, :]  # (D, K)
         self.observed = players.values[:, -1]
@@ -227,6 +229,14 @@ class MonteCarloGame(ThresholdError):
         log_q_node = torch.logaddexp(self.log_p, log_smear) - math.log(2.0)
         self.log_q_node = torch.where(unusual, log_q_node, self.log_p)
 
+    @staticmethod
+    def _lineages(parent_index: list[list[int]], device: torch.device) -> list[torch.Tensor]:
+        """Per player, the indices of itself and its ancestors among the players (what its value depends on)."""
+        lineage: list[set[int]] = []
+        for k, parents in enumerate(parent_index):
+            lineage.append({k}.union(*(lineage[p] for p in parents)))
+        return [torch.tensor(sorted(members), device=device) for members in lineage]
+
     def _common_scale(self, sd: torch.Tensor, generator: torch.Generator) -> None:
         """The robust game's factor ``sqrt(lambda) (D, S)`` per sample and its log weight
         (:func:`~bayes_rca.attribution.common_scale.sample_common_scale`); 1 and 0 without ``tail_df``."""
@@ -276,24 +286,42 @@ class MonteCarloGame(ThresholdError):
             log_q = torch.logaddexp(log_p, log_q) - math.log(2.0)
         return log_p - log_q
 
-    def _simulate(self, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _simulate(self, noise: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor,
+                                                                                       torch.Tensor | None]:
         """Location of ``X_t`` given its parents and its noise multiplier (None: 1), simulating the ancestors
-        (each ``X_k = f_k + multiplier_k * scale_k * N_k``); ``noise (D, C, S, K)`` -> ``(D, C, S)`` each."""
+        (each ``X_k = f_k + multiplier_k * scale_k * N_k``); ``noise (D, C, S, K)`` -> ``(D, C, S)`` each.
+
+        With the coalitions' ``masks (C, K)`` a node is evaluated once per distinct pattern of its own and its
+        ancestors' membership, which is all its value depends on (a node with few ancestors takes a few
+        patterns over all the coalitions of a permutation), and its values are gathered back per coalition.
+        """
         values: list[torch.Tensor] = []
         nodes = self.players.nodes
         draws, coalitions, samples, _ = noise.shape
         for k, (node, parents) in enumerate(zip(nodes, self.parent_index)):
+            last = k == len(nodes) - 1
+            rows, inverse = None, None
+            if masks is not None and not last and coalitions > 1:
+                patterns = (masks[:, self._lineage[k]].long() << self._lineage_bits[k]).sum(-1)
+                distinct, inverse = torch.unique(patterns, return_inverse=True)
+                if len(distinct) < coalitions:  # one representative coalition per pattern
+                    first = torch.full((len(distinct),), coalitions, dtype=torch.long, device=masks.device)
+                    rows = first.scatter_reduce(0, inverse, torch.arange(coalitions, device=masks.device), "amin")
+            kept = coalitions if rows is None else len(rows)
             if parents:
-                stacked = torch.stack([values[p] for p in parents], -1).reshape(draws, -1, len(parents))
+                parent_values = [values[p] if rows is None else values[p][:, rows] for p in parents]
+                stacked = torch.stack(parent_values, -1).reshape(draws, -1, len(parents))
             else:
-                stacked = noise.new_zeros(draws, coalitions * samples, 0)
-            location = node.location(stacked).reshape(draws, coalitions, samples)
+                stacked = noise.new_zeros(draws, kept * samples, 0)
+            location = node.location(stacked).reshape(draws, kept, samples)
             multiplier = node.noise_multiplier(stacked) if node.mechanism.extrapolates and parents else None
             if multiplier is not None:
-                multiplier = multiplier.reshape(draws, coalitions, samples)
-            if k == len(nodes) - 1:
+                multiplier = multiplier.reshape(draws, kept, samples)
+            if last:
                 return location, multiplier
-            values.append(node.value_at(location, noise[..., k] if multiplier is None else noise[..., k] * multiplier))
+            own = noise[..., k] if rows is None else noise[:, rows, :, k]
+            value = node.value_at(location, own if multiplier is None else own * multiplier)
+            values.append(value if rows is None else value[:, inverse])
         raise AssertionError("unreachable: the target is the last player")
 
     def __call__(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,7 +329,7 @@ class MonteCarloGame(ThresholdError):
         draws, samples, _ = self.fresh.shape
         chosen = masks.unsqueeze(0).unsqueeze(2)  # (1, C, 1, K)
         noise = torch.where(chosen, self.scaled_fresh.unsqueeze(1), self.abducted[:, None, None, :])  # (D, C, S, K)
-        location, multiplier = self._simulate(noise)  # (D, C, S)
+        location, multiplier = self._simulate(noise, masks)  # (D, C, S)
         multiplier = torch.ones_like(location) if multiplier is None else multiplier
         lo, hi = self.lo[:, :, None], self.hi[:, :, None]  # (D, 1, 1)
         z_lo = self.target.noise_at_most(location, lo.expand_as(location)) / multiplier
