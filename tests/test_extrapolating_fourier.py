@@ -230,3 +230,29 @@ def test_the_automatic_assignment_takes_the_extrapolating_family_and_binds_its_r
     assert float(low) == pytest.approx(float(standard.min())) and float(high) == pytest.approx(float(standard.max()))
     result = attribute_outliers(model, "web", _outlier(6.0), num_samples=500, tail_df=2.0)
     assert result.top_cause_probability().iloc[0]["callee"] > 0.9
+
+
+def test_the_distribution_change_simulation_widens_the_noise_beyond_the_range(data):
+    """Distribution change with the callee's mechanism from a period where it sits 6 sd higher: the coalition
+    that takes the new callee and keeps the old caller simulates the caller beyond its training range, where its
+    noise is widened (``X = f + m scale N``), exactly as the node's own location and multiplier say."""
+    from bayes_rca.change.functionals import get_functional
+    from bayes_rca.change.games import MonteCarloChangeGame
+
+    old = _fit(data, "extrapolating_fourier", draws=2)
+    shifted = data.assign(callee=data["callee"] + 6.0)
+    new = _fit(shifted, "extrapolating_fourier", draws=2)
+    names = ["callee", "caller", "web"]
+    game = MonteCarloChangeGame([old.nodes_[n] for n in names], [new.nodes_[n] for n in names], [[], [0], [1]],
+                                get_functional("mean"), 2000, torch.Generator().manual_seed(0))
+    masks = torch.tensor([[True, False, False]])
+    simulated = game.simulate(masks)[:, 0]  # (D, S): web's samples
+    callee_node, caller_node, web_node = (game.new_nodes[0], game.old_nodes[1], game.old_nodes[2])
+    empty = torch.zeros(2, 2000, 0, dtype=torch.float64)
+    callee = callee_node.value_at(callee_node.location(empty), game.new_noise[..., 0])
+    parents = callee.unsqueeze(-1)
+    multiplier = caller_node.noise_multiplier(parents)
+    assert float(multiplier.mean()) > 5.0  # beyond the old caller's range
+    caller = caller_node.value_at(caller_node.location(parents), game.old_noise[..., 1] * multiplier)
+    web = web_node.value_at(web_node.location(caller.unsqueeze(-1)), game.old_noise[..., 2])
+    torch.testing.assert_close(simulated, web)
