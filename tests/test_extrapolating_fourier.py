@@ -256,3 +256,27 @@ def test_the_distribution_change_simulation_widens_the_noise_beyond_the_range(da
     caller = caller_node.value_at(caller_node.location(parents), game.old_noise[..., 1] * multiplier)
     web = web_node.value_at(web_node.location(caller.unsqueeze(-1)), game.old_noise[..., 2])
     torch.testing.assert_close(simulated, web)
+
+
+def test_a_missing_value_is_completed_with_the_widened_noise(data):
+    """The completion of missing values simulates the extrapolating caller with its multiplier and weighs an
+    observed value below it by the widened noise's density: for the callee missing and the caller 30 at the
+    row, every particle's log-density is the callee's prior plus the caller's widened likelihood."""
+    from bayes_rca.attribution.latent import _simulate
+
+    model = _fit(data, "extrapolating_fourier", draws=2)
+    nodes = [model.nodes_[name] for name in ("callee", "caller", "web")]
+    row = torch.tensor([float("nan"), 30.0, 30.0], dtype=torch.float64)
+    noise = torch.tensor([[[0.0], [6.0], [8.0]]] * 2, dtype=torch.float64)  # (D, P, M): the callee's noise
+    values, log_density = _simulate(nodes, row, noise)
+    callee_node, caller_node, _ = nodes
+    callee = callee_node.value_at(callee_node.location(torch.zeros(2, 3, 0, dtype=torch.float64)), noise[..., 0])
+    torch.testing.assert_close(values[..., 0], callee)
+    parents = callee.unsqueeze(-1)
+    multiplier = caller_node.noise_multiplier(parents)
+    assert float(multiplier[:, 2].min()) > 10.0 and float(multiplier[:, 0].max()) == 1.0
+    residual = (30.0 - caller_node.location(parents)) / caller_node.standardizer.scale / multiplier
+    # web and its parent are observed: the same factor in every particle, left out
+    expected = (callee_node.noise().log_prob(noise[..., 0]) + caller_node.noise().log_prob(residual)
+                - torch.log(multiplier))
+    torch.testing.assert_close(log_density, expected)
