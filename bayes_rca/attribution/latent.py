@@ -112,18 +112,13 @@ def _simulate(nodes: list[FittedNode], row: torch.Tensor, noise: torch.Tensor) -
         if not (bool(missing[k]) or bool(missing[parents].any())):
             continue  # observed, and so are its parents: the same factor in every particle
         location = node.location(values[:, :, parents])
-        # a noise scale that depends on the parents (the extrapolating families): X = f + multiplier * scale * N
-        multiplier = node.noise_multiplier(values[:, :, parents]) if node.mechanism.extrapolates and parents else None
+        multiplier = node.noise_multiplier(values[:, :, parents])  # None unless its noise widens beyond the range
         if bool(missing[k]):
-            own = noise[..., position]
-            values[:, :, k] = node.value_at(location, own if multiplier is None else own * multiplier)
-            log_density = log_density + node.noise().log_prob(own)
+            values[:, :, k] = node.value_at(location, noise[..., position], multiplier)
+            log_density = log_density + node.noise().log_prob(noise[..., position])
             position += 1
-        elif multiplier is None:
-            log_density = log_density + node.log_density(location, row[k])
-        else:  # additive: the widened noise's density of the standardised residual
-            residual = node.noise_at_most(location, row[k].expand_as(location)) / multiplier
-            log_density = log_density + node.noise().log_prob(residual) - torch.log(multiplier)
+        else:
+            log_density = log_density + node.log_density(location, row[k], multiplier)
     return values, log_density
 
 

@@ -15,7 +15,7 @@ import torch
 from bayes_rca.attribution.abduction import Players
 from bayes_rca.attribution.common_scale import sample_common_scale
 from bayes_rca.attribution.linear_game import NUM_BATCHES, _full_and_empty
-from bayes_rca.attribution.monte_carlo_thresholds import ThresholdError
+from bayes_rca.attribution.monte_carlo_thresholds import ThresholdError, per_noise_unit
 from bayes_rca.attribution.scores import FeatureMap, MixtureMarginal, noise_log_outside
 from bayes_rca.model.noise import GaussianNoise, noise_log_interval, sample_noise
 from bayes_rca.numerics.special import normal_log_interval
@@ -239,11 +239,10 @@ class MonteCarloGame(ThresholdError):
 
     def _common_scale(self, sd: torch.Tensor, generator: torch.Generator) -> None:
         """The robust game's factor ``sqrt(lambda) (D, S)`` per sample and its log weight
-        (:func:`~bayes_rca.attribution.common_scale.sample_common_scale`); 1 and 0 without ``tail_df``."""
-        draws, samples, _ = self.fresh.shape
+        (:func:`~bayes_rca.attribution.common_scale.sample_common_scale`); None for both without ``tail_df``."""
+        samples = self.fresh.shape[1]
         if self.tail_df is None:
-            self.noise_factor = self.fresh.new_ones(draws, samples)
-            self.log_scale_weight = self.fresh.new_zeros(draws, samples)
+            self.noise_factor = self.log_scale_weight = None
             self.scaled_fresh = self.fresh
             return
         reach = (self.abducted.abs() / sd).amax(-1)  # (D,): the furthest abducted noise, in its sds
@@ -253,6 +252,8 @@ class MonteCarloGame(ThresholdError):
 
     def _target_log_outside(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         """``log P(sqrt(lambda) N_t <= low or >= high)`` of the redrawn target noise, ``(D, C, S)`` bounds."""
+        if self.noise_factor is None:
+            return noise_log_outside(self.target_noise, low, high)
         factor = self.noise_factor.unsqueeze(1)
         return noise_log_outside(self.target_noise, low / factor, high / factor)
 
@@ -314,13 +315,13 @@ class MonteCarloGame(ThresholdError):
             else:
                 stacked = noise.new_zeros(draws, kept * samples, 0)
             location = node.location(stacked).reshape(draws, kept, samples)
-            multiplier = node.noise_multiplier(stacked) if node.mechanism.extrapolates and parents else None
+            multiplier = node.noise_multiplier(stacked)  # None unless its noise widens beyond the range
             if multiplier is not None:
-                multiplier = multiplier.reshape(draws, kept, samples)
+                multiplier = multiplier.reshape(location.shape)
             if last:
                 return location, multiplier
             own = noise[..., k] if rows is None else noise[:, rows, :, k]
-            value = node.value_at(location, own if multiplier is None else own * multiplier)
+            value = node.value_at(location, own, multiplier)
             values.append(value if rows is None else value[:, inverse])
         raise AssertionError("unreachable: the target is the last player")
 
@@ -329,17 +330,18 @@ class MonteCarloGame(ThresholdError):
         draws, samples, _ = self.fresh.shape
         chosen = masks.unsqueeze(0).unsqueeze(2)  # (1, C, 1, K)
         noise = torch.where(chosen, self.scaled_fresh.unsqueeze(1), self.abducted[:, None, None, :])  # (D, C, S, K)
-        location, multiplier = self._simulate(noise, masks)  # (D, C, S)
-        multiplier = torch.ones_like(location) if multiplier is None else multiplier
+        location, multiplier = self._simulate(noise, masks)  # (D, C, S); the multiplier None unless it widens
         lo, hi = self.lo[:, :, None], self.hi[:, :, None]  # (D, 1, 1)
-        z_lo = self.target.noise_at_most(location, lo.expand_as(location)) / multiplier
-        z_hi = self.target.noise_at_least(location, hi.expand_as(location)) / multiplier
+        z_lo = per_noise_unit(self.target.noise_at_most(location, lo.expand_as(location)), multiplier)
+        z_hi = per_noise_unit(self.target.noise_at_least(location, hi.expand_as(location)), multiplier)
         integrated = self._target_log_outside(z_lo, z_hi)
-        target_value = self.target.value_at(location, self.abducted[:, None, None, -1] * multiplier)
+        target_value = self.target.value_at(location, self.abducted[:, None, None, -1], multiplier)
         hit = (target_value <= lo) | (target_value >= hi)
         indicator = torch.zeros_like(location).masked_fill(~hit, -math.inf)
         redrawn = masks[None, :, None, -1]
-        log_weight = self._log_weight(masks) + self.log_scale_weight.unsqueeze(1)
+        log_weight = self._log_weight(masks)
+        if self.log_scale_weight is not None:
+            log_weight = log_weight + self.log_scale_weight.unsqueeze(1)
         log_terms = torch.where(redrawn, integrated, indicator) + log_weight
         batched = log_terms.reshape(draws, masks.shape[0], self.num_batches, -1)
         per_batch = samples // self.num_batches

@@ -17,6 +17,11 @@ from bayes_rca.attribution.scores import FeatureMap, MedianCDFQuantile, MixtureM
 from bayes_rca.model.noise import per_draw
 
 
+def per_noise_unit(bound: torch.Tensor, multiplier: torch.Tensor | None) -> torch.Tensor:
+    """A noise bound of the target in units of its widened noise (``multiplier``; None: as it is)."""
+    return bound if multiplier is None else bound / multiplier
+
+
 class ThresholdError:
     """The thresholds' error of a Monte Carlo game (a mixin of
     :class:`~bayes_rca.attribution.monte_carlo_game.MonteCarloGame`, whose attributes it reads: ``lo``, ``hi``,
@@ -45,13 +50,12 @@ class ThresholdError:
         loc, log_weight, node, noise = marginal.loc, marginal.log_weight, self.target, self.target_noise
         zero = torch.zeros(2, *loc.shape[:1], self.num_batches, dtype=loc.dtype, device=loc.device)
 
-        multiplier = 1.0 if marginal.multiplier is None else marginal.multiplier
-
         def log_terms(value: torch.Tensor, upper: bool) -> torch.Tensor:  # (D, S) at value (D, 1)
             if upper:
-                bound = node.noise_at_least(loc, value.expand_as(loc)) / multiplier
+                bound = per_noise_unit(node.noise_at_least(loc, value.expand_as(loc)), marginal.multiplier)
                 return per_draw(noise.log_sf, bound) + log_weight
-            return per_draw(noise.log_cdf, node.noise_at_most(loc, value.expand_as(loc)) / multiplier) + log_weight
+            bound = per_noise_unit(node.noise_at_most(loc, value.expand_as(loc)), marginal.multiplier)
+            return per_draw(noise.log_cdf, bound) + log_weight
 
         def slope(value: torch.Tensor, upper: bool) -> torch.Tensor:  # |d log tail / dy| at value, (D, 1)
             step = 1e-4 * marginal.std.unsqueeze(-1)
@@ -86,10 +90,9 @@ class ThresholdError:
         shifts = torch.stack(shifts, -1)
         return torch.where(torch.isfinite(shifts), shifts, zero)
 
-    def _threshold_terms(self, location: torch.Tensor, multiplier: torch.Tensor, target_value: torch.Tensor,
-                         z_lo: torch.Tensor,
-                         z_hi: torch.Tensor, redrawn: torch.Tensor, log_weight: torch.Tensor, log_sum: torch.Tensor,
-                         hit: torch.Tensor) -> torch.Tensor | None:
+    def _threshold_terms(self, location: torch.Tensor, multiplier: torch.Tensor | None, target_value: torch.Tensor,
+                         z_lo: torch.Tensor, z_hi: torch.Tensor, redrawn: torch.Tensor, log_weight: torch.Tensor,
+                         log_sum: torch.Tensor, hit: torch.Tensor) -> torch.Tensor | None:
         """Per batch, the change of ``log p_hat (D, C)`` when a threshold moves by that batch's shift:
         ``slope * delta_b``, ``(D, C, B)`` (None where both thresholds are exact).
 
@@ -107,10 +110,12 @@ class ThresholdError:
                 lo, hi = self.lo[:, :, None], self.hi[:, :, None]
                 if side == 0:
                     lo = lo + step * error
-                    low, high = self.target.noise_at_most(location, lo.expand_as(location)) / multiplier, z_hi
+                    low, high = per_noise_unit(self.target.noise_at_most(location, lo.expand_as(location)),
+                                               multiplier), z_hi
                 else:
                     hi = hi + step * error
-                    low, high = z_lo, self.target.noise_at_least(location, hi.expand_as(location)) / multiplier
+                    low, high = z_lo, per_noise_unit(self.target.noise_at_least(location, hi.expand_as(location)),
+                                                     multiplier)
                 integrated = self._target_log_outside(low, high)
                 inside = (target_value > lo) & (target_value < hi)
                 indicator = torch.zeros_like(location).masked_fill(inside, -math.inf)

@@ -243,11 +243,10 @@ class MonteCarloChangeGame:
                 else:
                     stacked = out.new_zeros(draws, where.numel() * samples, 0)
                 location = node.location(stacked).reshape(draws, where.numel(), samples)
-                scaled = noise.unsqueeze(1)  # a noise scale that depends on the parents (extrapolating families)
-                multiplier = node.noise_multiplier(stacked) if node.mechanism.extrapolates and parents else None
+                multiplier = node.noise_multiplier(stacked)  # None unless its noise widens beyond the range
                 if multiplier is not None:
-                    scaled = scaled * multiplier.reshape(draws, where.numel(), samples)
-                out[:, where] = node.value_at(location, scaled)
+                    multiplier = multiplier.reshape(location.shape)
+                out[:, where] = node.value_at(location, noise.unsqueeze(1), multiplier)
             values[k] = out
             for j in range(k):
                 if self._last_use[j] == k:

@@ -89,16 +89,23 @@ class FittedNode:
 
     def noise_multiplier(self, parents: torch.Tensor) -> torch.Tensor | None:
         """Factor ``(D, B)`` of the noise's scale at parent values ``(D, B, p)`` (data units), ``None`` for 1:
-        ``X = location + scale * multiplier * N`` (:meth:`~bayes_rca.model.mechanisms.Mechanism.noise_multiplier`)."""
+        ``X = location + scale * multiplier * N`` (:meth:`~bayes_rca.model.mechanisms.Mechanism.noise_multiplier`;
+        only mechanisms that extrapolate have one, and only with parents)."""
+        if not self.mechanism.extrapolates or parents.shape[-1] == 0:
+            return None
         return self.mechanism.noise_multiplier(self.standardizer.parents(parents), self.params)
 
     def noise(self) -> NoiseFamily:
         """The noise distribution in standardised units, parameters of shape ``(D, 1)``."""
         return self.mechanism.noise(self.params)
 
-    def value_at(self, location: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """The node's value (data units) for its structural ``location`` (data units) and ``noise``."""
+    def value_at(self, location: torch.Tensor, noise: torch.Tensor,
+                 multiplier: torch.Tensor | None = None) -> torch.Tensor:
+        """The node's value (data units) for its structural ``location`` (data units) and ``noise``, the noise
+        widened by ``multiplier`` where its scale depends on the parents (:meth:`noise_multiplier`)."""
         std = self.standardizer
+        if multiplier is not None:
+            noise = noise * multiplier
         if self.mechanism.invertible:
             return torch.add(location, noise, alpha=std.scale)
         return std.loc + std.scale * self.mechanism.output((location - std.loc) / std.scale, noise)
@@ -140,10 +147,15 @@ class FittedNode:
         low, high = self.noise_at_least(location, observed), self.noise_at_most(location, observed)
         return sample_truncated(self.noise(), low, high, generator)
 
-    def log_density(self, location: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    def log_density(self, location: torch.Tensor, value: torch.Tensor,
+                    multiplier: torch.Tensor | None = None) -> torch.Tensor:
         """Log-likelihood of ``value`` given the structural ``location`` (data units), up to the constant
-        ``-log scale`` of the standardisation; shapes ``(D, B)``."""
+        ``-log scale`` of the standardisation; shapes ``(D, B)``. With a noise ``multiplier`` (an extrapolating,
+        additive mechanism): the widened noise's density of the standardised residual."""
         std = self.standardizer
+        if multiplier is not None:
+            residual = (value - location) / std.scale / multiplier
+            return self.noise().log_prob(residual) - torch.log(multiplier)
         observation = self.mechanism.observation((location - std.loc) / std.scale, self.params)
         return observation.log_prob(((value - std.loc) / std.scale).expand_as(location))
 
